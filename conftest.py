@@ -1,0 +1,6 @@
+"""Root conftest: shared fixtures live in tests/fixtures_*.py, one module per concern."""
+
+pytest_plugins = [
+    "tests.fixtures_audio",
+    "tests.fixtures_model",
+]

@@ -1,0 +1,3 @@
+from stratum_kernel.cli import main
+
+raise SystemExit(main())

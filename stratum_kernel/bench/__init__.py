@@ -1,0 +1,1 @@
+"""Benchmarks: one module per area, run by ``stratum bench <area>``."""

@@ -1,0 +1,36 @@
+"""``stratum bench <area>``: speed figures measured side by side in one run.
+
+Each area lives in ``stratum_kernel/bench/<area>.py`` with ``add_arguments(parser)``
+(optional) and ``run(args) -> int``. Results print as a table and, with ``--json``, are
+written as JSON for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+AREAS = ("analysis", "render", "preview", "viz", "scale")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("area", choices=(*AREAS, "all"))
+    parser.add_argument("--json", dest="json_path", default=None, help="also write results here")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repetitions (median)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests")
+
+
+def run(args: argparse.Namespace) -> int:
+    from stratum_kernel.errors import StratumError
+
+    areas = AREAS if args.area == "all" else (args.area,)
+    status = 0
+    for area in areas:
+        try:
+            module = importlib.import_module(f"stratum_kernel.bench.{area}")
+        except ModuleNotFoundError as err:
+            if err.name == f"stratum_kernel.bench.{area}":
+                raise StratumError(f"bench area '{area}' is not available yet") from None
+            raise
+        status |= int(module.run(args) or 0)
+    return status

@@ -1,0 +1,171 @@
+"""FrameDecoder: ONNX Runtime decoding, batching, retry-smaller, providers, torch backend."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+from stratum_kernel import decoder as decoder_mod
+from stratum_kernel.decoder import DecoderParams, FrameDecoder, to_uint8
+from stratum_kernel.errors import ModelError, RenderError
+from stratum_kernel.model_meta import load_model, sha256_file
+
+
+def _latents(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, 8, 16, 16)).astype(np.float32)
+
+
+def test_to_uint8_known_values():
+    x = np.array([-1.0, -2.0, 0.0, 1.0, 3.0, 0.5], dtype=np.float32).reshape(1, 1, 1, 6)
+    x = np.repeat(x, 3, axis=1)  # [1, 3, 1, 6]
+    out = to_uint8(x)
+    assert out.shape == (1, 1, 6, 3) and out.dtype == np.uint8
+    # (x + 1) * 127.5, rounded half to even, clipped
+    assert out[0, 0, :, 0].tolist() == [0, 0, 128, 255, 255, 191]
+    assert to_uint8(np.zeros((1, 3, 1, 1)), (0.0, 1.0))[0, 0, 0, 0] == 0
+
+
+def test_decode_shapes_and_range(tiny_model):
+    frames = FrameDecoder(tiny_model, DecoderParams(execution_provider="cpu")).decode(_latents(5))
+    assert frames.shape == (5, 64, 64, 3) and frames.dtype == np.uint8
+    assert frames.std() > 10  # a real image, not a constant
+    assert not np.array_equal(frames[0], frames[1])  # different latents, different frames
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 7, 16])
+def test_batching_does_not_change_a_pixel(tiny_model, batch_size):
+    z = _latents(10, seed=3)
+    ref = FrameDecoder(tiny_model, DecoderParams(batch_size=1, threads=1)).decode(z)
+    out = FrameDecoder(tiny_model, DecoderParams(batch_size=batch_size, threads=2)).decode(z)
+    np.testing.assert_array_equal(out, ref)
+
+
+class FlakySession:
+    """Wraps a real session; fails (like an out-of-memory error) on batches over ``limit``."""
+
+    def __init__(self, real, limit: int):
+        self.real, self.limit, self.calls = real, limit, []
+
+    def run(self, names, feeds):
+        n = len(next(iter(feeds.values())))
+        self.calls.append(n)
+        if n > self.limit:
+            raise RuntimeError(f"Failed to allocate memory for a batch of {n}")
+        return self.real.run(names, feeds)
+
+
+def test_failed_batch_is_retried_smaller_never_dropped(tiny_model, caplog):
+    z = _latents(13, seed=5)
+    ref = FrameDecoder(tiny_model, DecoderParams(batch_size=1)).decode(z)
+    real = FrameDecoder(tiny_model, DecoderParams(execution_provider="cpu"))._session
+    flaky = FlakySession(real, limit=2)
+    dec = FrameDecoder(tiny_model, DecoderParams(batch_size=8), session=flaky)
+    with caplog.at_level(logging.WARNING, logger="stratum_kernel.decoder"):
+        out = dec.decode(z)
+    np.testing.assert_array_equal(out, ref)
+    assert dec.retries >= 2 and dec.batch_size == 2
+    assert max(n for n in flaky.calls if n <= 2) == 2
+    assert "retrying with batches of" in caplog.text
+    # the smaller size is remembered: the next decode does not fail first
+    flaky.calls.clear()
+    dec.decode(z)
+    assert max(flaky.calls) == 2
+
+
+def test_single_frame_failure_is_an_error(tiny_model):
+    real = FrameDecoder(tiny_model, DecoderParams(execution_provider="cpu"))._session
+    dec = FrameDecoder(tiny_model, DecoderParams(batch_size=4), session=FlakySession(real, 0))
+    with pytest.raises(RenderError, match="single frame failed"):
+        dec.decode(_latents(4))
+
+
+def test_provider_choice_is_logged_once(tiny_model, caplog, monkeypatch):
+    monkeypatch.setattr(decoder_mod, "_logged", set())
+    with caplog.at_level(logging.INFO, logger="stratum_kernel.decoder"):
+        d1 = FrameDecoder(tiny_model, DecoderParams(execution_provider="auto"))
+        FrameDecoder(tiny_model, DecoderParams(execution_provider="auto"))
+    assert d1.provider in (decoder_mod.CPU_EP, decoder_mod.CUDA_EP)
+    lines = [r.message for r in caplog.records if "decoder:" in r.message]
+    assert len(lines) == 1 and d1.provider in lines[0] and "asked for auto" in lines[0]
+
+
+def test_cuda_requested_without_cuda_is_a_clear_error(tiny_model, monkeypatch):
+    monkeypatch.setattr(decoder_mod, "_cuda_works", False)
+    with pytest.raises(RenderError, match="execution_provider is 'cuda'"):
+        FrameDecoder(tiny_model, DecoderParams(execution_provider="cuda"))
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (np.zeros((2, 8, 8, 8), np.float32), "must be float32"),
+        (np.zeros((8, 16, 16), np.float32), "must be float32"),
+        (np.full((1, 8, 16, 16), np.nan, np.float32), "NaN"),
+    ],
+)
+def test_bad_latents_are_refused(tiny_model, bad, match):
+    with pytest.raises(RenderError, match=match):
+        FrameDecoder(tiny_model).decode(bad)
+
+
+def test_params_validation():
+    with pytest.raises(ValueError):
+        DecoderParams(batch_size=0)
+    with pytest.raises(ValueError):
+        DecoderParams(execution_provider="tpu")
+
+
+def test_torch_backend_without_weights_is_a_model_error(tiny_model):
+    pytest.importorskip("torch")
+    pytest.importorskip("stratum_kernel.torch_generator")
+    with pytest.raises(ModelError, match="'weights' is missing"):
+        FrameDecoder(tiny_model, DecoderParams(execution_provider="torch"))
+
+
+@pytest.mark.train
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.slow
+def test_torch_backend_matches_onnx_runtime(tmp_path, tiny_model_dir):
+    """A small torch Generator exported to ONNX: both backends give the same frames (±1)."""
+    torch = pytest.importorskip("torch")
+    tg = pytest.importorskip("stratum_kernel.torch_generator")
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    net = tg.Generator(channels=(8, 8, 4)).eval()  # 16 -> 64 px
+    for p in net.to_rgb.parameters():  # make the silent high stages speak
+        torch.nn.init.normal_(p, std=0.2)
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    save_file(
+        net.state_dict(),
+        str(model_dir / "g.safetensors"),
+        metadata={"generator_config": json.dumps(net.config)},
+    )
+    torch.onnx.export(
+        net, (torch.zeros(1, 8, 16, 16),), str(model_dir / "generator.onnx"),
+        input_names=["z"], output_names=["image"], dynamic_axes={"z": {0: "b"}},
+        opset_version=18, dynamo=False,
+    )
+    meta = json.loads((tiny_model_dir / "meta.json").read_text())
+    meta["onnx"]["sha256"] = sha256_file(model_dir / "generator.onnx")
+    meta["weights"] = {"file": "g.safetensors", "sha256": sha256_file(model_dir / "g.safetensors")}
+    (model_dir / "meta.json").write_text(json.dumps(meta))
+    model = load_model(model_dir)
+    z = _latents(3, seed=9)
+    via_ort = FrameDecoder(model, DecoderParams(execution_provider="cpu")).decode(z)
+    dec = FrameDecoder(model, DecoderParams(execution_provider="torch", batch_size=2))
+    assert dec.provider.startswith("torch:")
+    via_torch = dec.decode(z)
+    assert via_ort.std() > 5
+    assert np.abs(via_torch.astype(int) - via_ort.astype(int)).max() <= 1
+    # a tampered weights file is refused
+    shutil.copy(model_dir / "g.safetensors", model_dir / "g2.safetensors")
+    with open(model_dir / "g.safetensors", "ab") as f:
+        f.write(b"x")
+    with pytest.raises(ModelError, match="sha256"):
+        FrameDecoder(load_model(model_dir), DecoderParams(execution_provider="torch"))

@@ -1,0 +1,261 @@
+"""Export a generator to models/: generator.onnx, generator_ema.safetensors, meta.json.
+
+The ONNX file is FP32, opset 18, one self-contained file (weights inside, no
+``.onnx.data``), with a static spatial shape and a dynamic batch axis; the input is ``z``
+float32 [B, 8, 16, 16] and the output ``image`` float32 [B, 3, 256, 256] in [-1, 1].
+``meta.json`` follows :mod:`stratum_kernel.model_meta` (sha256 of both files, named
+anchors, image-change-ordered axes) and is validated by ``load_model`` before the export
+counts as done. Every file is written under a temporary name and renamed.
+
+Usage::
+
+    python training/export_onnx.py --checkpoint training/outputs/run/last.ckpt --out models
+    python training/export_onnx.py --untrained --seed 0 --out models   # random-init model
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+import torch
+
+from stratum_kernel import __version__
+from stratum_kernel.model_meta import META_FORMAT, load_model, sha256_file
+from stratum_kernel.torch_generator import Generator, count_parameters, generator_from_config
+
+OPSET = 18
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
+
+
+def export_onnx(gen: Generator, path: str | Path, *, opset: int = OPSET) -> Path:
+    """Write ``gen`` (eval mode, CPU, fp32) as one self-contained ONNX file at ``path``."""
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gen = gen.to("cpu", torch.float32).eval()
+    z = torch.zeros(1, gen.latent_channels, gen.latent_size, gen.latent_size)
+    tmp = _tmp(path)
+    try:
+        with warnings.catch_warnings():
+            # The TorchScript exporter is deprecated in favour of dynamo, which needs
+            # onnxscript and writes external data; this one writes a single file.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                gen,
+                (z,),
+                str(tmp),
+                input_names=["z"],
+                output_names=["image"],
+                opset_version=opset,
+                dynamic_axes={"z": {0: "batch"}, "image": {0: "batch"}},
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        model = onnx.load(str(tmp), load_external_data=False)
+        external = [t.name for t in model.graph.initializer if t.data_location == 1]
+        if external or any(p.name.startswith(tmp.name) for p in tmp.parent.iterdir() if p != tmp):
+            raise RuntimeError(f"ONNX export wrote external data for {external}; expected one file")
+        onnx.checker.check_model(model)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def save_safetensors(gen: Generator, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """EMA weights + ``generator_config`` (JSON) in the safetensors metadata."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tmp = _tmp(path)
+    meta = {"generator_config": json.dumps(gen.config), "stratum_version": __version__}
+    for k, v in (extra or {}).items():
+        meta[k] = json.dumps(v)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in gen.state_dict().items()}
+    save_file(state, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+    return path
+
+
+def build_meta(
+    gen: Generator,
+    *,
+    onnx_path: Path,
+    weights_path: Path | None,
+    anchors: dict[str, np.ndarray],
+    axes: np.ndarray,
+    strength: np.ndarray,
+    name: str,
+    version: str,
+    checkpoint: str | None,
+    training: dict[str, Any],
+) -> dict[str, Any]:
+    """The meta.json document (see :class:`stratum_kernel.model_meta.ModelMeta`)."""
+    size = gen.output_size
+    meta: dict[str, Any] = {
+        "format": META_FORMAT,
+        "name": name,
+        "version": version,
+        "latent_shape": [gen.latent_channels, gen.latent_size, gen.latent_size],
+        "output_shape": [3, size, size],
+        "output_range": [-1.0, 1.0],
+        "onnx": {
+            "file": onnx_path.name,
+            "sha256": sha256_file(onnx_path),
+            "opset": OPSET,
+            "input": "z",
+            "output": "image",
+        },
+        "checkpoint": checkpoint,
+        "architecture": {
+            "class": "stratum_kernel.torch_generator.Generator",
+            "config": gen.config,
+            "parameters": count_parameters(gen),
+        },
+        "training": training,
+        "latent_scale": 1.0,
+        "anchors": {k: [round(float(x), 6) for x in v.ravel()] for k, v in sorted(anchors.items())},
+        "pca_axes": [[round(float(x), 7) for x in a.ravel()] for a in axes],
+        "pca_strength": [round(float(s), 7) for s in strength],
+        "pca_method": "top eigenvectors of E_z[J^T J] of the 32x32-pooled image "
+        "(block power iteration); strength = RMS pixel change per unit step",
+        "anchor_method": "medoid latents of k-means clusters of colour/texture stats",
+        "exported": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "stratum_version": __version__,
+    }
+    if weights_path is not None:
+        meta["weights"] = {"file": weights_path.name, "sha256": sha256_file(weights_path)}
+    return meta
+
+
+def export_model(
+    gen: Generator,
+    out_dir: str | Path,
+    *,
+    name: str = "stratum-abstract",
+    version: str = "0.1.0",
+    checkpoint: str | None = None,
+    training: dict[str, Any] | None = None,
+    anchor_count: int = 8,
+    anchor_samples: int = 384,
+    axis_count: int = 16,
+    seed: int = 0,
+    weights: bool = True,
+) -> Path:
+    """Export ``gen`` into ``out_dir`` and return the meta.json path (validated on load)."""
+    from training.latent_analysis import find_anchors, find_axes
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    gen = gen.to("cpu", torch.float32).eval()
+    onnx_path = export_onnx(gen, out_dir / "generator.onnx")
+    weights_path = save_safetensors(gen, out_dir / "generator_ema.safetensors") if weights else None
+    # Anchors are judged on the 128² image (cheap, and the look is set by then).
+    levels = max(1, gen.levels - 1)
+    anchors = find_anchors(
+        gen, count=anchor_count, samples=anchor_samples, seed=seed, levels=levels
+    )
+    axes, strength = find_axes(gen, count=axis_count, seed=seed, levels=levels)
+    meta = build_meta(
+        gen,
+        onnx_path=onnx_path,
+        weights_path=weights_path,
+        anchors=anchors,
+        axes=axes,
+        strength=strength,
+        name=name,
+        version=version,
+        checkpoint=checkpoint,
+        training=training or {},
+    )
+    meta_path = out_dir / "meta.json"
+    tmp = _tmp(meta_path)
+    tmp.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, meta_path)
+    load_model(out_dir, verify=True)
+    return meta_path
+
+
+def generator_from_checkpoint(path: str | Path, *, ema: bool = True) -> tuple[Generator, dict]:
+    """Rebuild the (EMA) generator from a Lightning checkpoint written by ``train_gan.py``.
+
+    Returns the generator and the run summary stored in the checkpoint (config, steps).
+    """
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    hp = ckpt.get("hyper_parameters", {})
+    gen_cfg = hp.get("generator") or hp.get("config", {}).get("generator")
+    if gen_cfg is None:
+        raise ValueError(f"{path}: checkpoint has no generator config in its hyper_parameters")
+    gen = generator_from_config(gen_cfg)
+    prefix = "g_ema." if ema else "generator."
+    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    gen.load_state_dict(state)
+    info = {
+        "global_step": int(ckpt.get("global_step", 0)),
+        "epoch": int(ckpt.get("epoch", 0)),
+        "config": hp.get("config", {}),
+    }
+    return gen.eval(), info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="Lightning checkpoint from training/train_gan.py")
+    src.add_argument("--untrained", action="store_true", help="export a seeded random init")
+    parser.add_argument("--out", default="models", help="output folder (default: models)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="stratum-abstract")
+    parser.add_argument("--version", default="0.1.0")
+    parser.add_argument("--training-json", help="JSON file merged into meta.json 'training'")
+    parser.add_argument("--anchors", type=int, default=8)
+    args = parser.parse_args(argv)
+
+    training: dict[str, Any] = {}
+    if args.untrained:
+        torch.manual_seed(args.seed)
+        gen = Generator()
+        checkpoint = None
+        training = {"status": "untrained", "init_seed": args.seed}
+    else:
+        gen, info = generator_from_checkpoint(args.checkpoint)
+        checkpoint = Path(args.checkpoint).name
+        training = {"status": "trained", **info}
+    if args.training_json:
+        training.update(json.loads(Path(args.training_json).read_text()))
+    meta_path = export_model(
+        gen,
+        args.out,
+        name=args.name,
+        version=args.version,
+        checkpoint=checkpoint,
+        training=training,
+        anchor_count=args.anchors,
+        seed=args.seed,
+    )
+    model = load_model(Path(args.out))
+    print(
+        f"wrote {meta_path} ({model.onnx_path.stat().st_size / 1e6:.1f} MB onnx, "
+        f"anchors: {', '.join(sorted(model.anchors))})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,391 @@
+"""Typed parameter sets, one per view type, and the project's persisted settings.
+
+Each view type has one pydantic model (``StemWaveformParams``, ``LoudnessParams``,
+``DynamicsParams``, ``SpectralParams``). :class:`VisualizationSettings` keeps one value of
+each in a YAML file inside the project (``stratum_settings.yaml`` at the project root, or
+``$STRATUM_SETTINGS``), under ``visualizations: {<kind>: {field: value}}``, so headless
+renders, papermill runs and the widget panels all draw with the same values.
+
+Reading is forgiving per field: a bad value warns (:class:`SettingsWarning`, naming the
+file, the field, the value and the fix) and that field alone falls back to its default.
+Writing is atomic (``name.tmp-<pid>`` then ``os.replace``) and keeps every other section
+of the file.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from stratum_kernel.errors import ConfigError
+from stratum_kernel.viz.raster import parse_hex
+
+SETTINGS_ENV = "STRATUM_SETTINGS"
+SETTINGS_FILE = "stratum_settings.yaml"
+SECTION = "visualizations"
+
+
+def _hex_color(value: str) -> str:
+    r, g, b = parse_hex(value)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+HexColor = Annotated[str, AfterValidator(_hex_color)]
+ColorMap = Literal["magma", "inferno", "viridis", "plasma", "cividis", "turbo", "gray"]
+
+
+class _ViewParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    playhead: HexColor = Field("#e8442e", description="playhead line colour")
+    album_relative: bool = Field(
+        False, description="scale levels by the album's maximum so tracks compare at a glance"
+    )
+
+
+class StemWaveformParams(_ViewParams):
+    """The pixel-exact stem waveform: colours, smoothing, opacity, mirror, gain."""
+
+    drums: HexColor = Field("#26222b", description="drums colour (the dark core)")
+    bass: HexColor = Field("#6b3fa0", description="bass colour")
+    other: HexColor = Field("#2d8f8f", description="other colour")
+    vocals: HexColor = Field("#c74882", description="vocals colour")
+    background: HexColor = Field("#f3f0e8", description="background colour")
+    background_opacity: int = Field(
+        100, ge=0, le=100, description="background alpha in RGBA renders and overlays, %"
+    )
+    smoothing: int = Field(0, ge=0, le=20, description="box filter radius over columns")
+    opacity: int = Field(100, ge=10, le=100, description="stem colour over background, %")
+    mirror: bool = Field(True, description="mirrored top/bottom; off = one-sided from bottom")
+    gain: float = Field(1.0, ge=0.1, le=20.0, description="level multiplier (0.01 steps)")
+    level: Literal["peak", "rms"] = Field("peak", description="column level: peak or RMS")
+
+    @model_validator(mode="after")
+    def _round_gain(self) -> StemWaveformParams:
+        rounded = round(float(self.gain), 2)
+        if rounded != self.gain:
+            object.__setattr__(self, "gain", rounded)
+        return self
+
+    def stem_colors(self, names: tuple[str, ...]) -> list[str]:
+        return [getattr(self, n) for n in names]
+
+
+class LoudnessParams(_ViewParams):
+    """The loudness plot: curves, lines and the LUFS range shown."""
+
+    momentary: HexColor = Field("#9fb7d9", description="momentary loudness curve")
+    short_term: HexColor = Field("#1f4e9c", description="short-term loudness curve")
+    integrated: HexColor = Field("#2d8f8f", description="integrated loudness line")
+    target: HexColor = Field("#c74882", description="target loudness line")
+    background: HexColor = Field("#f3f0e8", description="background colour")
+    grid: HexColor = Field("#d8d3c8", description="grid lines and labels")
+    target_lufs: float = Field(-14.0, ge=-40.0, le=0.0, description="target loudness, LUFS")
+    floor_lufs: float = Field(-45.0, ge=-90.0, le=-10.0, description="bottom of the plot, LUFS")
+    ceiling_lufs: float = Field(0.0, ge=-30.0, le=6.0, description="top of the plot, LUFS")
+    show_momentary: bool = True
+    show_short_term: bool = True
+    line_width: int = Field(1, ge=1, le=4)
+
+    @model_validator(mode="after")
+    def _range(self) -> LoudnessParams:
+        if self.ceiling_lufs - self.floor_lufs < 6.0:
+            raise ValueError(
+                f"ceiling_lufs ({self.ceiling_lufs}) must be at least 6 LU above floor_lufs "
+                f"({self.floor_lufs})"
+            )
+        return self
+
+
+class DynamicsParams(_ViewParams):
+    """The dynamics heatstrip: short-term loudness and crest factor as colour."""
+
+    colormap: ColorMap = "magma"
+    layout: Literal["stacked", "loudness", "crest"] = Field(
+        "stacked", description="loudness band over crest band, or one of them"
+    )
+    loudness_floor: float = Field(-40.0, ge=-90.0, le=-6.0, description="LUFS at colour 0")
+    loudness_ceiling: float = Field(-6.0, ge=-40.0, le=6.0, description="LUFS at colour 1")
+    crest_floor: float = Field(3.0, ge=0.0, le=20.0, description="crest dB at colour 0")
+    crest_ceiling: float = Field(20.0, ge=3.0, le=40.0, description="crest dB at colour 1")
+    separator: HexColor = Field("#000000", description="line between the bands")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> DynamicsParams:
+        if self.loudness_ceiling <= self.loudness_floor:
+            raise ValueError("loudness_ceiling must be above loudness_floor")
+        if self.crest_ceiling <= self.crest_floor:
+            raise ValueError("crest_ceiling must be above crest_floor")
+        return self
+
+
+class SpectralParams(_ViewParams):
+    """Spectrogram / chromagram: colour map, range, markers and beat grid."""
+
+    kind: Literal["mel", "chroma"] = "mel"
+    colormap: ColorMap = "magma"
+    top_db: float = Field(80.0, ge=20.0, le=120.0, description="dB range below the reference")
+    show_markers: bool = True
+    marker: HexColor = Field("#ffffff", description="section marker colour")
+    show_beats: bool = True
+    beat: HexColor = Field("#9fd3c7", description="beat grid colour")
+    beat_opacity: int = Field(35, ge=0, le=100, description="beat line opacity, %")
+    beats_per_bar: int = Field(4, ge=1, le=16, description="every n-th beat drawn solid")
+
+
+PARAM_MODELS: dict[str, type[_ViewParams]] = {
+    "stem_waveform": StemWaveformParams,
+    "loudness": LoudnessParams,
+    "dynamics": DynamicsParams,
+    "spectral": SpectralParams,
+}
+
+
+class SettingsWarning(UserWarning):
+    """A settings value that was ignored (the field fell back to its default)."""
+
+
+def params_model(kind: str) -> type[_ViewParams]:
+    try:
+        return PARAM_MODELS[kind]
+    except KeyError:
+        raise ConfigError(
+            None, "kind", f"unknown visualization type {kind!r}; choose one of "
+            f"{', '.join(PARAM_MODELS)}"
+        ) from None
+
+
+def settings_path() -> Path:
+    """``$STRATUM_SETTINGS`` if set, else ``<project root>/stratum_settings.yaml``."""
+    env = os.environ.get(SETTINGS_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    from stratum_kernel.paths import project_root
+
+    return project_root() / SETTINGS_FILE
+
+
+def validate_per_field(kind: str, raw: Any, *, source: str) -> tuple[_ViewParams, list[str]]:
+    """Build ``kind``'s params from ``raw`` (a mapping), keeping every valid field.
+
+    Returns (params, messages): each message names the source, the field, the bad value
+    and what was used instead. Unknown fields are dropped; a value that fails alone, or
+    that breaks a rule across fields, falls back to its default without touching others.
+    """
+    model = params_model(kind)
+    messages: list[str] = []
+    if raw is None:
+        return model(), messages
+    if not isinstance(raw, dict):
+        messages.append(f"{source}: '{SECTION}.{kind}' should be a mapping of field: value, "
+                        f"got {type(raw).__name__}; using the defaults")
+        return model(), messages
+    good: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in model.model_fields:
+            messages.append(f"{source}: unknown field '{SECTION}.{kind}.{name}' ignored "
+                            f"(known: {', '.join(model.model_fields)})")
+            continue
+        try:
+            model.model_validate({name: value})
+        except ValidationError as err:
+            why = err.errors()[0].get("msg", "invalid value")
+            default = model.model_fields[name].default
+            messages.append(f"{source}: field '{SECTION}.{kind}.{name}' = {value!r} is invalid "
+                            f"({why}); using the default {default!r}. Fix or delete the line.")
+            continue
+        good[name] = value
+    while True:
+        try:
+            return model.model_validate(good), messages
+        except ValidationError as err:
+            # a rule across fields: drop the fields the rule names (or all) one at a time
+            text = "; ".join(e.get("msg", "") for e in err.errors())
+            named = [n for n in good if n in text] or list(good)
+            culprit = named[-1]
+            messages.append(f"{source}: field '{SECTION}.{kind}.{culprit}' = {good[culprit]!r} "
+                            f"breaks a rule ({text}); using the default. Fix or delete the line.")
+            del good[culprit]
+
+
+class VisualizationSettings:
+    """The project's visualization parameters, one value per view type, persisted.
+
+    ``get(kind)`` returns a copy of the current params; ``set(kind, params_or_changes)``
+    validates, stores and saves; ``reset(kind)`` returns to defaults and saves. The file
+    is re-read on ``load()`` (and lazily on first use); every save rewrites only the
+    ``visualizations`` section and keeps other top-level keys.
+    """
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path).expanduser().resolve() if path is not None else settings_path()
+        self._values: dict[str, _ViewParams] = {}
+        self._stored: set[str] = set()
+        self._loaded = False
+        self._lock = threading.RLock()
+
+    # ---- reading ------------------------------------------------------------------
+    def _read_document(self) -> dict[str, Any]:
+        import yaml
+
+        if not self.path.exists():
+            return {}
+        try:
+            doc = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as err:
+            warnings.warn(f"{self.path}: cannot read the settings file ({err}); using defaults. "
+                          "Fix the YAML or delete the file.", SettingsWarning, stacklevel=3)
+            return {}
+        if doc is None:
+            return {}
+        if not isinstance(doc, dict):
+            warnings.warn(f"{self.path}: the settings file should be a mapping, got "
+                          f"{type(doc).__name__}; using defaults.", SettingsWarning, stacklevel=3)
+            return {}
+        return doc
+
+    def load(self) -> VisualizationSettings:
+        """(Re)read the file; bad fields warn and fall back one by one."""
+        with self._lock:
+            doc = self._read_document()
+            section = doc.get(SECTION) or {}
+            if not isinstance(section, dict):
+                warnings.warn(f"{self.path}: '{SECTION}' should be a mapping; using defaults.",
+                              SettingsWarning, stacklevel=2)
+                section = {}
+            self._values = {}
+            self._stored = set()
+            for kind in PARAM_MODELS:
+                if kind in section:
+                    params, messages = validate_per_field(kind, section[kind],
+                                                          source=str(self.path))
+                    for msg in messages:
+                        warnings.warn(msg, SettingsWarning, stacklevel=2)
+                    self._stored.add(kind)
+                else:
+                    params = PARAM_MODELS[kind]()
+                self._values[kind] = params
+            for kind in section:
+                if kind not in PARAM_MODELS:
+                    warnings.warn(f"{self.path}: unknown visualization type '{SECTION}.{kind}' "
+                                  f"ignored (known: {', '.join(PARAM_MODELS)})",
+                                  SettingsWarning, stacklevel=2)
+            self._loaded = True
+        return self
+
+    def _ensure(self) -> None:
+        if not self._loaded:
+            self.load()
+
+    def get(self, kind: str) -> _ViewParams:
+        """A copy of the current parameters of ``kind``."""
+        params_model(kind)
+        with self._lock:
+            self._ensure()
+            return self._values[kind].model_copy()
+
+    def is_stored(self, kind: str) -> bool:
+        """True when the settings file holds a section for ``kind`` (not just defaults)."""
+        with self._lock:
+            self._ensure()
+            return kind in self._stored
+
+    # ---- writing ------------------------------------------------------------------
+    def set(self, kind: str, params: _ViewParams | dict[str, Any], *, save: bool = True
+            ) -> _ViewParams:
+        """Replace (a model) or update (a dict of changes) ``kind``'s params; saves.
+
+        Raises :class:`ConfigError` naming the field and value when a change is invalid.
+        """
+        model = params_model(kind)
+        with self._lock:
+            self._ensure()
+            if isinstance(params, dict):
+                merged = {**self._values[kind].model_dump(), **params}
+            elif isinstance(params, model):
+                merged = params.model_dump()
+            else:
+                raise ConfigError(None, kind, f"expected {model.__name__} or a dict, got "
+                                  f"{type(params).__name__}")
+            try:
+                value = model.model_validate(merged)
+            except ValidationError as err:
+                from stratum_kernel.errors import format_validation_error
+
+                raise format_validation_error(f"{SECTION}.{kind}", err) from None
+            self._values[kind] = value
+            if save:
+                self._stored.add(kind)
+                self.save()
+            return value.model_copy()
+
+    def reset(self, kind: str | None = None) -> None:
+        """Back to defaults for ``kind`` (or every kind) and save."""
+        with self._lock:
+            self._ensure()
+            kinds = [kind] if kind is not None else list(PARAM_MODELS)
+            for k in kinds:
+                params_model(k)
+                self._values[k] = PARAM_MODELS[k]()
+                self._stored.discard(k)
+            self.save()
+
+    def save(self) -> Path:
+        """Write the stored kinds atomically, keeping the file's other sections."""
+        import yaml
+
+        with self._lock:
+            self._ensure()
+            doc = self._read_document() if self.path.exists() else {}
+            section = {k: self._values[k].model_dump(mode="json") for k in PARAM_MODELS
+                       if k in self._stored}
+            if section:
+                doc[SECTION] = section
+            else:
+                doc.pop(SECTION, None)
+            text = ("# stratum project settings (written by stratum; edit freely, bad values "
+                    "fall back to defaults one field at a time)\n"
+                    + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+            try:
+                tmp.write_text(text, encoding="utf-8")
+                os.replace(tmp, self.path)
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+            return self.path
+
+
+_default: VisualizationSettings | None = None
+_default_lock = threading.Lock()
+
+
+def default_settings() -> VisualizationSettings:
+    """The process-wide store at :func:`settings_path` (re-created if the path changed)."""
+    global _default
+    with _default_lock:
+        if _default is None or _default.path != settings_path():
+            _default = VisualizationSettings()
+        return _default
+
+
+def current_params(kind: str, overrides: dict[str, Any] | None = None) -> _ViewParams:
+    """``kind``'s persisted params with ``overrides`` applied (not saved).
+
+    Used by headless renders and overlays; raises :class:`ConfigError` on a bad override.
+    """
+    base = default_settings().get(kind)
+    if not overrides:
+        return base
+    try:
+        return type(base).model_validate({**base.model_dump(), **overrides})
+    except ValidationError as err:
+        from stratum_kernel.errors import format_validation_error
+
+        raise format_validation_error(f"overrides for {kind}", err) from None

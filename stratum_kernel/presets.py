@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stratum_kernel.errors import ConfigError, format_validation_error
 from stratum_kernel.paths import project_root, safe_name
@@ -290,27 +290,90 @@ class Preset(_Strict):
                     )
         return v
 
-    @model_validator(mode="after")
-    def _postfx_overrides(self) -> Preset:
-        if self.postfx:
+    @field_validator("postfx")
+    @classmethod
+    def _postfx_overrides(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if v:
             try:
                 from stratum_kernel.postfx import PostFXParams
             except ImportError:  # pragma: no cover
-                return self
+                return v
             try:
-                PostFXParams.model_validate(self.postfx)
+                PostFXParams.model_validate(v)
             except ValidationError as err:
-                bad = "; ".join(
-                    f"postfx.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                raise ValueError("; ".join(
+                    f"{_loc_text(tuple(e['loc']))} = {e['input']!r}: {e['msg']}"
                     for e in err.errors()
-                )
-                raise ValueError(bad) from None
-        return self
+                )) from None
+        return v
 
     def to_yaml(self) -> str:
         """The preset as YAML (description kept as a block)."""
         data = self.model_dump(mode="json", exclude_defaults=False)
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=96)
+
+
+# --- validation errors ------------------------------------------------------------------
+
+
+def _loc_text(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for a in getattr(annotation, "__args__", ()) for m in _models_in(a)]
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the (sub)model that holds ``loc[-1]``."""
+    current: Any = model
+    for part in loc[:-1]:
+        fields = getattr(current, "model_fields", None)
+        if isinstance(part, int) or (fields and part not in fields and current is not model):
+            continue  # a list index or a dict key: the model stays the same
+        if not fields or part not in fields:
+            return []
+        found = _models_in(fields[part].annotation)
+        if not found:
+            return []
+        current = found[0]
+    return list(getattr(current, "model_fields", {}))
+
+
+class _Renamed:
+    """A ValidationError look-alike for ``errors.format_validation_error``."""
+
+    def __init__(self, items: list[dict[str, Any]]):
+        self._items = items
+
+    def errors(self) -> list[dict[str, Any]]:
+        return self._items
+
+
+def validation_error(
+    source: str | Path | None, err: ValidationError, model: type[BaseModel]
+) -> ConfigError:
+    """A pydantic error as one ConfigError: fields written ``tracks[1].trim.end``, no
+    'Value error,' noise, and an unknown key named with the closest known keys."""
+    items = []
+    for item in err.errors():
+        loc = tuple(item.get("loc", ()))
+        msg = str(item.get("msg", "invalid value")).removeprefix("Value error, ")
+        if item.get("type") == "extra_forbidden" and loc:
+            known = _known_keys(model, loc)
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            msg = f"unknown key; {hint}known keys here: {', '.join(known)}"
+        items.append({**item, "loc": (_loc_text(loc),) if loc else (), "msg": msg})
+    return format_validation_error(source, _Renamed(items))
 
 
 # --- loading ---------------------------------------------------------------------------
@@ -381,7 +444,7 @@ def preset_from_dict(data: Mapping[str, Any], source: str | Path | None = None) 
     try:
         return Preset.model_validate(dict(data))
     except ValidationError as err:
-        raise format_validation_error(source or "preset", err) from None
+        raise validation_error(source or "preset", err, Preset) from None
 
 
 def load_preset(

@@ -1,0 +1,593 @@
+"""``render.yaml``: one typed :class:`RenderConfig` per run, validated once at the edge.
+
+Layers, lowest first: the model defaults, ``render.yaml``, then overrides (a dict of dotted
+keys from the command line or a notebook: ``{"frame_rate": 30, "controller.preset":
+"pulse", "tracks": ["a", "b"]}``). Every problem becomes a
+:class:`~stratum_kernel.errors.ConfigError` naming the file and the field
+(``tracks[1].trim.end``), the value and the fix; a typo'd key names the key it was probably
+meant to be.
+
+Relative paths (album_dir, model_dir, output_root, preset files, track ``src``) resolve
+against the folder of the YAML file, or the project root when there is none.
+
+Presets and post-FX merge per track (see :meth:`RenderConfig.preset_for` and
+:meth:`RenderConfig.postfx_for`): preset file → ``controller`` settings of render.yaml →
+the track's ``preset_overrides``; post-FX defaults → the preset's ``postfx`` → the
+``postfx`` keys set in render.yaml → the track's ``postfx``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from stratum_kernel.decoder import DecoderParams
+from stratum_kernel.encode import EncodeParams
+from stratum_kernel.errors import ConfigError
+from stratum_kernel.paths import project_root, safe_name
+from stratum_kernel.postfx import PostFXParams
+from stratum_kernel.presets import (
+    Preset,
+    check_subdivision,
+    deep_merge,
+    load_preset,
+    merge_preset_layers,
+    preset_path,
+    read_yaml,
+    validation_error,
+)
+
+MIN_SIZE, MAX_SIZE = (64, 64), (7680, 4320)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def parse_resolution(value: Any) -> tuple[int, int]:
+    """``'1280x720'``, ``[1280, 720]`` or ``(1280, 720)`` → ``(1280, 720)``; checks that
+    both sides are divisible by 16 and within 64×64 … 7680×4320."""
+    if isinstance(value, str):
+        parts = value.lower().replace("×", "x").split("x")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(
+                f"write the resolution as WIDTHxHEIGHT, e.g. '1280x720', not {value!r}"
+            )
+        w, h = (int(p) for p in parts)
+    elif isinstance(value, Sequence) and len(value) == 2:
+        try:
+            w, h = (int(v) for v in value)
+        except (TypeError, ValueError):
+            raise ValueError("resolution needs two integers [width, height]") from None
+        if [w, h] != list(value):
+            raise ValueError("resolution needs two integers [width, height]")
+    else:
+        raise ValueError("resolution is [width, height] or 'WIDTHxHEIGHT'")
+    for side, v, lo, hi in (("width", w, MIN_SIZE[0], MAX_SIZE[0]),
+                            ("height", h, MIN_SIZE[1], MAX_SIZE[1])):
+        if not lo <= v <= hi:
+            raise ValueError(f"{side} {v} is outside {lo}..{hi}")
+        if v % 16:
+            down, up = v - v % 16, v - v % 16 + 16
+            raise ValueError(
+                f"{side} {v} is not divisible by 16 (the codec works in 16-pixel blocks); "
+                f"use {down} or {up}"
+            )
+    return w, h
+
+
+class AudioParams(_Strict):
+    """The audio written into the films: sample rate (Hz) and an integrated-loudness target
+    in LUFS (None = keep the source level)."""
+
+    sample_rate: int = Field(default=48000, ge=8000, le=192000)
+    normalization: float | None = Field(default=None, ge=-70.0, le=-1.0)
+
+
+class TempoSyncOverride(_Strict):
+    """render.yaml's ``controller.tempo_sync``: overrides the preset's when given."""
+
+    enabled: bool | None = None
+    subdivision: float | None = None
+
+    @field_validator("subdivision")
+    @classmethod
+    def _sub(cls, v: float | None) -> float | None:
+        return None if v is None else check_subdivision(v)
+
+
+class ControllerParams(_Strict):
+    """Album-wide controller settings.
+
+    preset: a preset name (see ``presets.list_presets()``) or a YAML path.
+    smoothing_alpha / tempo_sync: when set, override every track's preset.
+    wander_seed: seed of the latent wander (None = the global seed).
+    preset_overrides: a partial preset dict merged over every track's preset.
+    """
+
+    preset: str = "default"
+    smoothing_alpha: float | None = Field(default=None, ge=0.0, lt=1.0)
+    wander_seed: int | None = Field(default=None, ge=0)
+    tempo_sync: TempoSyncOverride = Field(default_factory=TempoSyncOverride)
+    preset_overrides: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("preset")
+    @classmethod
+    def _known(cls, v: str, info: ValidationInfo) -> str:
+        return check_preset_name(v, info)
+
+
+class RenderSettings(_Strict):
+    """chunk_frames: frames per resumable chunk; duration: render at most this many seconds
+    per track (previews; None = whole tracks); keep_frames: also write PNG frames."""
+
+    chunk_frames: int = Field(default=240, ge=1, le=100_000)
+    duration: float | None = Field(default=None, gt=0.0)
+    keep_frames: bool = False
+
+
+class TrimParams(_Strict):
+    """Seconds of the source to use; end None = to the end of the track."""
+
+    start: float = Field(default=0.0, ge=0.0)
+    end: float | None = Field(default=None, gt=0.0)
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, v: float | None, info: ValidationInfo) -> float | None:
+        start = info.data.get("start")
+        if v is not None and start is not None and v <= start:
+            raise ValueError(f"trim end {v} must be after trim start {start}")
+        return v
+
+
+class TrackConfig(_Strict):
+    """One track's settings. ``src`` replaces the tracklist's audio file (relative to the
+    album folder); ``preset`` replaces the album preset; ``seed`` the global seed."""
+
+    id: str
+    src: str | None = None
+    preset: str | None = None
+    trim: TrimParams = Field(default_factory=TrimParams)
+    seed: int | None = Field(default=None, ge=0)
+    preset_overrides: dict[str, Any] = Field(default_factory=dict)
+    postfx: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_id(cls, data: Any) -> Any:
+        return {"id": data} if isinstance(data, str) else data
+
+    @field_validator("id")
+    @classmethod
+    def _safe_id(cls, v: str) -> str:
+        return safe_name(v, "track id")
+
+    @field_validator("preset")
+    @classmethod
+    def _known(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return None if v is None else check_preset_name(v, info)
+
+
+def check_preset_name(name: str, info: ValidationInfo) -> str:
+    """A preset must exist (by name, or as a file relative to the config's folder)."""
+    base = (info.context or {}).get("base_dir")
+    try:
+        preset_path(name, base_dir=Path(base) if base else project_root())
+    except ConfigError as err:
+        raise ValueError(err.detail) from None
+    return name
+
+
+class RenderConfig(_Strict):
+    """The whole of render.yaml; see the module docstring for layering and paths."""
+
+    output_root: str = "renders"
+    run_id: str | None = None
+    album_dir: str = "album"
+    model_dir: str = "models"
+    frame_rate: float = Field(default=24.0, ge=24.0, le=120.0)
+    resolution: tuple[int, int] = (1280, 720)
+    seed: int = Field(default=0, ge=0)
+    audio: AudioParams = Field(default_factory=AudioParams)
+    controller: ControllerParams = Field(default_factory=ControllerParams)
+    decoder: DecoderParams = Field(default_factory=DecoderParams)
+    postfx: PostFXParams = Field(default_factory=PostFXParams)
+    encode: EncodeParams = Field(default_factory=EncodeParams, validate_default=True)
+    render: RenderSettings = Field(default_factory=RenderSettings)
+    tracks: list[TrackConfig] = Field(default_factory=list)
+
+    _base_dir: Path = PrivateAttr(default_factory=project_root)
+    _source: str | None = PrivateAttr(default=None)
+
+    @field_validator("resolution", mode="before")
+    @classmethod
+    def _resolution(cls, v: Any) -> tuple[int, int]:
+        return parse_resolution(v)
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, v: str | None) -> str | None:
+        return None if v is None else safe_name(v, "run id")
+
+    @field_validator("tracks")
+    @classmethod
+    def _unique(cls, v: list[TrackConfig]) -> list[TrackConfig]:
+        seen: dict[str, int] = {}
+        for i, t in enumerate(v):
+            if t.id in seen:
+                raise ValueError(f"track id {t.id!r} at tracks[{i}] repeats tracks[{seen[t.id]}]")
+            seen[t.id] = i
+        return v
+
+    @field_validator("encode")
+    @classmethod
+    def _audio_rate(cls, v: EncodeParams, info: ValidationInfo) -> EncodeParams:
+        # audio.sample_rate is the one place to set it; encode follows unless set too.
+        audio = info.data.get("audio")
+        if audio is None:
+            return v
+        if "audio_sample_rate" in v.model_fields_set:
+            if "sample_rate" in audio.model_fields_set and (
+                v.audio_sample_rate != audio.sample_rate
+            ):
+                raise ValueError(
+                    f"audio_sample_rate {v.audio_sample_rate} contradicts audio.sample_rate "
+                    f"{audio.sample_rate}; set only audio.sample_rate"
+                )
+            return v
+        out = v.model_copy(update={"audio_sample_rate": audio.sample_rate})
+        out.model_fields_set.discard("audio_sample_rate")
+        return out
+
+    # --- construction --------------------------------------------------------------
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, source: str | Path | None = None,
+        base_dir: str | Path | None = None,
+    ) -> RenderConfig:
+        """Validate a config dict; errors become one ConfigError naming each field."""
+        base = Path(base_dir).resolve() if base_dir is not None else project_root()
+        try:
+            cfg = cls.model_validate(dict(data), context={"base_dir": str(base)})
+        except ValidationError as err:
+            raise validation_error(source or "render config", err, RenderConfig) from None
+        cfg._base_dir = base
+        cfg._source = str(source) if source is not None else None
+        return cfg
+
+    # --- paths ---------------------------------------------------------------------
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths resolve against."""
+        return self._base_dir
+
+    @property
+    def source(self) -> str | None:
+        return self._source
+
+    def resolve(self, path: str | os.PathLike) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self._base_dir / p
+
+    @property
+    def album_path(self) -> Path:
+        return self.resolve(self.album_dir)
+
+    @property
+    def model_path(self) -> Path:
+        return self.resolve(self.model_dir)
+
+    @property
+    def output_path(self) -> Path:
+        return self.resolve(self.output_root)
+
+    # --- per-track views -----------------------------------------------------------
+
+    def track_config(self, track_id: str) -> TrackConfig:
+        """The track's settings (a bare entry when render.yaml does not list it)."""
+        for t in self.tracks:
+            if t.id == track_id:
+                return t
+        return TrackConfig(id=track_id)
+
+    def track_ids(self, album: Any) -> list[str]:
+        """The tracks to render: render.yaml's list, or every track of the album."""
+        if self.tracks:
+            return [t.id for t in self.tracks]
+        return [_track_id(t) for t in album.tracks]
+
+    def seed_for(self, track_id: str, purpose: str = "controller") -> int:
+        """The seed of a track: its own ``seed``, else (for the controller)
+        ``controller.wander_seed``, else the global seed."""
+        t = self.track_config(track_id)
+        if t.seed is not None:
+            return t.seed
+        if purpose == "controller" and self.controller.wander_seed is not None:
+            return self.controller.wander_seed
+        return self.seed
+
+    def preset_name_for(self, track_id: str) -> str:
+        return self.track_config(track_id).preset or self.controller.preset
+
+    def preset_for(self, track_id: str) -> Preset:
+        """The merged preset of a track: preset file → controller settings → the track's
+        ``preset_overrides``."""
+        name = self.preset_name_for(track_id)
+        base = load_preset(name, base_dir=self._base_dir)
+        album_layer: dict[str, Any] = dict(self.controller.preset_overrides)
+        if self.controller.smoothing_alpha is not None:
+            album_layer = deep_merge(
+                album_layer, {"motion": {"smoothing_alpha": self.controller.smoothing_alpha}}
+            )
+        ts = self.controller.tempo_sync.model_dump(exclude_none=True)
+        if ts:
+            album_layer = deep_merge(album_layer, {"tempo_sync": ts})
+        track_layer = self.track_config(track_id).preset_overrides
+        where = f"{self._source or 'render config'} (preset {name!r} for track {track_id!r})"
+        return merge_preset_layers(base, album_layer, track_layer, source=where)
+
+    def postfx_for(self, track_id: str, preset: Preset | None = None) -> PostFXParams:
+        """Post-FX of a track: defaults → the preset's ``postfx`` → the keys render.yaml
+        sets under ``postfx`` → the track's ``postfx``."""
+        preset = preset if preset is not None else self.preset_for(track_id)
+        merged = deep_merge(preset.postfx, self.postfx.model_dump(mode="json", exclude_unset=True))
+        merged = deep_merge(merged, self.track_config(track_id).postfx)
+        try:
+            return PostFXParams.model_validate(merged)
+        except ValidationError as err:
+            raise validation_error(
+                f"{self._source or 'render config'} (post-FX for track {track_id!r})",
+                err, PostFXParams,
+            ) from None
+
+    def to_meta(self) -> dict[str, Any]:
+        """A JSON-able dict of the resolved config for meta.json (paths resolved)."""
+        data = self.model_dump(mode="json")
+        data["resolved_paths"] = {
+            "base_dir": str(self._base_dir),
+            "album_dir": str(self.album_path),
+            "model_dir": str(self.model_path),
+            "output_root": str(self.output_path),
+        }
+        data["source"] = self._source
+        return data
+
+
+# --- errors --------------------------------------------------------------------------
+
+
+# --- loading and overrides -----------------------------------------------------------
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    if parts[0] == "tracks" and len(parts) > 2 and parts[1] == "*":
+        # tracks.*.field: set on every listed track
+        tracks = [_as_track_dict(t) for t in data.get("tracks") or []]
+        for t in tracks:
+            _set_dotted(t, ".".join(parts[2:]), value)
+        data["tracks"] = tracks
+        return
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            idx = int(part) if part.isdigit() else -1
+            if not 0 <= idx < len(node):
+                where = ".".join(parts[:i])
+                raise ConfigError("overrides", key, f"no list item {part!r} at {where}")
+            node[idx] = _as_track_dict(node[idx]) if parts[0] == "tracks" else node[idx]
+            node = node[idx]
+            continue
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        elif not isinstance(nxt, dict | list):
+            raise ConfigError("overrides", key, f"{'.'.join(parts[: i + 1])} is not a section")
+        node = nxt
+    if isinstance(node, list):
+        raise ConfigError("overrides", key, "cannot replace a whole list item; name its field")
+    node[parts[-1]] = value
+
+
+def _as_track_dict(t: Any) -> dict[str, Any]:
+    return {"id": t} if isinstance(t, str) else dict(t)
+
+
+def _select_tracks(data: dict[str, Any], ids: Any) -> None:
+    """``tracks`` override: keep render.yaml's settings for the chosen ids, in the given
+    order; ids render.yaml does not list get bare entries."""
+    if isinstance(ids, str):
+        ids = [s.strip() for s in ids.split(",") if s.strip()]
+    if not isinstance(ids, list):
+        raise ConfigError("overrides", "tracks", "give track ids as a list or 'a,b,c'")
+    existing = {}
+    for t in data.get("tracks") or []:
+        td = _as_track_dict(t)
+        existing[td.get("id")] = td
+    data["tracks"] = [existing.get(i, i) if isinstance(i, str) else i for i in ids]
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Dotted-key overrides over a raw config dict (before validation, so that bad values
+    are reported by field). ``tracks`` with a list of ids selects tracks;
+    ``tracks.*.preset`` sets a field on every listed track."""
+    out = deep_merge({}, data)
+    if not overrides:
+        return out
+    known = list(RenderConfig.model_fields)
+    for key, value in overrides.items():
+        head = key.split(".")[0]
+        if head not in known:
+            close = difflib.get_close_matches(head, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError("overrides", key, f"unknown key; {hint}known: {', '.join(known)}")
+        if key == "tracks" and (
+            isinstance(value, str) or all(isinstance(v, str) for v in value or [])
+        ):
+            _select_tracks(out, value)
+        else:
+            _set_dotted(out, key, value)
+    return out
+
+
+def load_render_config(
+    path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None
+) -> RenderConfig:
+    """Read render.yaml (None = all defaults, paths relative to the project root), apply
+    dotted ``overrides`` and validate. Raises ConfigError naming the file, line (for YAML
+    syntax errors) or field."""
+    if path is None:
+        raw: Any = {}
+        source: str | Path = "render config (defaults)"
+        base = project_root()
+    else:
+        p = Path(path).expanduser().resolve()
+        raw = read_yaml(p, "render config")
+        source, base = p, p.parent
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                p, None, "render.yaml must be a mapping of sections (frame_rate: ...)"
+            )
+    data = apply_overrides(raw, overrides)
+    return RenderConfig.from_dict(data, source=source, base_dir=base)
+
+
+# --- album checks --------------------------------------------------------------------
+
+
+def _track_id(track: Any) -> str:
+    tid = getattr(track, "id", None)
+    if tid is None:
+        tid = track.entry.id
+    return str(tid)
+
+
+def _source_duration(config: RenderConfig, album: Any, track: Any, tc: TrackConfig) -> float:
+    if tc.src is None:
+        return float(track.duration)
+    from stratum_kernel.audio_io import audio_info
+
+    src = Path(tc.src)
+    src = src if src.is_absolute() else Path(album.root) / src
+    return float(audio_info(src).duration)
+
+
+def album_problems(config: RenderConfig, album: Any) -> list[ConfigError]:
+    """Every problem of ``config`` against ``album`` (unknown track ids, a missing ``src``,
+    trims outside the track, a trim shorter than one frame), each naming its field."""
+    source = config.source or "render config"
+    by_id = {_track_id(t): t for t in album.tracks}
+    problems: list[ConfigError] = []
+    for i, tc in enumerate(config.tracks):
+        field = f"tracks[{i}]"
+        track = by_id.get(tc.id)
+        if track is None:
+            close = difflib.get_close_matches(tc.id, list(by_id), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problems.append(ConfigError(
+                source, f"{field}.id",
+                f"track {tc.id!r} is not in the album; {hint}album tracks: {', '.join(by_id)}",
+            ))
+            continue
+        try:
+            duration = _source_duration(config, album, track, tc)
+        except Exception as err:  # AudioError or a missing file: name the field
+            problems.append(ConfigError(source, f"{field}.src", f"cannot read {tc.src!r}: {err}"))
+            continue
+        start, end = tc.trim.start, tc.trim.end
+        if start >= duration:
+            problems.append(ConfigError(
+                source, f"{field}.trim.start",
+                f"starts at {start} s but track {tc.id!r} is only {duration:.3f} s long",
+            ))
+        if end is not None and end > duration + 1e-3:
+            problems.append(ConfigError(
+                source, f"{field}.trim.end",
+                f"ends at {end} s, past the end of track {tc.id!r} ({duration:.3f} s); "
+                "use a smaller value or null for the end of the track",
+            ))
+        stop = min(end if end is not None else duration, duration)
+        if start < duration and (stop - start) * config.frame_rate < 1:
+            problems.append(ConfigError(
+                source, f"{field}.trim", f"keeps {stop - start:.4f} s, less than one frame"
+            ))
+    return problems
+
+
+def validate_against_album(config: RenderConfig, album: Any) -> None:
+    """Raise one ConfigError listing every :func:`album_problems` (field = the first)."""
+    problems = album_problems(config, album)
+    if not problems:
+        return
+    if len(problems) == 1:
+        raise problems[0]
+    first = problems[0]
+    detail = "; ".join(f"{p.field}: {p.detail}" for p in problems)
+    raise ConfigError(first.source, first.field, detail)
+
+
+# --- the command line ----------------------------------------------------------------
+
+CLI_FLAGS: dict[str, str] = {
+    "album": "album_dir",
+    "output_root": "output_root",
+    "run_id": "run_id",
+    "preset": "controller.preset",
+    "fps": "frame_rate",
+    "resolution": "resolution",
+    "tracks": "tracks",
+    "duration": "render.duration",
+    "batch_size": "decoder.batch_size",
+    "chunk_frames": "render.chunk_frames",
+}
+
+
+def add_override_arguments(parser: Any) -> None:
+    """Add the render.yaml override flags to an argparse parser (``--resume`` and
+    ``--config`` belong to the render command)."""
+    parser.add_argument("--album", metavar="DIR", help="album folder (album_dir)")
+    parser.add_argument("--output-root", metavar="DIR", help="where run folders go")
+    parser.add_argument("--run-id", metavar="ID", help="name of the run folder")
+    parser.add_argument("--preset", help="preset for every track (overrides track presets)")
+    parser.add_argument("--fps", type=float, help="frame rate, 24-120")
+    parser.add_argument("--resolution", metavar="WxH", help="output size, e.g. 1280x720")
+    parser.add_argument("--tracks", metavar="A,B", help="comma-separated track ids to render")
+    parser.add_argument("--duration", type=float, metavar="SECONDS",
+                        help="render at most this many seconds per track (previews)")
+    parser.add_argument("--batch-size", type=int, help="decoder batch size")
+    parser.add_argument("--chunk-frames", type=int, help="frames per resumable chunk")
+
+
+def overrides_from_cli(args: Any) -> dict[str, Any]:
+    """Dotted overrides from parsed CLI flags (attributes that are missing or None are
+    skipped). ``--preset`` applies to every track, replacing per-track presets."""
+    out: dict[str, Any] = {}
+    for attr, key in CLI_FLAGS.items():
+        value = getattr(args, attr, None)
+        if value is None:
+            continue
+        if attr == "tracks":
+            value = [s.strip() for s in str(value).split(",") if s.strip()]
+        out[key] = value
+    if "controller.preset" in out:
+        out["tracks.*.preset"] = None
+    return out

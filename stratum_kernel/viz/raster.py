@@ -227,3 +227,40 @@ def encode_png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
+
+
+def series_columns(values: np.ndarray, t_first: float, step: float, width: int, t0: float,
+                   t1: float, *, extent: tuple[float, float] | None = None) -> np.ndarray:
+    """float [..., width] (the input's float type): a time series resampled to pixel columns
+    by maximum.
+
+    ``values[..., k]`` sits at ``t_first + k * step`` seconds. Each column takes the
+    maximum over the points whose time falls in it (a point is never lost between
+    columns); a column narrower than the spacing takes the nearest point. Columns whose
+    centre lies outside ``extent`` (default: the points' own span, half a step either side;
+    pass ``(0, duration)`` for windowed series) are NaN (drawn as gaps).
+    """
+    v = np.asarray(values)
+    if not np.issubdtype(v.dtype, np.floating):
+        v = v.astype(np.float64)
+    n = v.shape[-1]
+    out_shape = (*v.shape[:-1], width)
+    if n == 0 or width < 1:
+        return np.full(out_shape, np.nan)
+    edges = column_times(width, t0, t1)
+    mids = (edges[:-1] + edges[1:]) / 2.0
+    a = np.clip(np.ceil((edges[:-1] - t_first) / step - 1e-9).astype(np.int64), 0, n)
+    b = np.clip(np.ceil((edges[1:] - t_first) / step - 1e-9).astype(np.int64), 0, n)
+    nearest = np.clip(np.rint((mids - t_first) / step).astype(np.int64), 0, n - 1)
+    empty = b <= a
+    a = np.where(empty, nearest, a)
+    b = np.where(empty, nearest + 1, b)
+    # gather a fixed number of points per column (repeating each span's last point) and
+    # take the max: much faster than reduceat over many short spans of a 2-D array
+    longest = int((b - a).max())
+    idx = np.minimum(a[:, None] + np.arange(longest)[None, :], (b - 1)[:, None])
+    out = v[..., idx].max(axis=-1)
+    lo, hi = extent or (t_first - step / 2.0, t_first + (n - 1) * step + step / 2.0)
+    outside = (mids < lo) | (mids > hi)
+    out[..., outside] = np.nan
+    return out

@@ -1,0 +1,148 @@
+"""Spectrogram and chromagram views with section markers and the beat grid.
+
+``compute_spectral(y, sr, kind='mel'|'chroma')`` computes the data with librosa (imported
+lazily): a mel power spectrogram in dB, or a 12-bin chromagram (STFT-based, a light
+stand-in for a CQT chromagram) in [0, 1]. ``render_spectral`` maps it to pixels: columns
+take the maximum over the frames they cover, rows the nearest bin (low bins at the
+bottom), a colour map, then the beat grid (every ``beats_per_bar``-th beat solid, the
+others faint), section markers and the playhead on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from stratum_kernel.viz.params import SpectralParams
+from stratum_kernel.viz.raster import (
+    blend_percent,
+    colormap_lut,
+    parse_hex,
+    series_columns,
+    time_to_column,
+    vline,
+)
+
+
+@dataclass(frozen=True)
+class SpectralData:
+    """kind: 'mel' or 'chroma'; values: float32 [bins, frames] (mel: power in dB, chroma:
+    [0, 1]); bin 0 is the lowest band (C for chroma); frame k is centred at
+    ``k * hop / sr`` seconds; duration: seconds; max_db: the loudest mel value (dB)."""
+
+    kind: str
+    values: np.ndarray
+    hop: int
+    sr: int
+    duration: float
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sr / self.hop
+
+    @cached_property
+    def max_db(self) -> float:
+        finite = self.values[np.isfinite(self.values)]
+        return float(finite.max()) if finite.size else 0.0
+
+
+def compute_spectral(y: np.ndarray, sr: int, *, kind: str = "mel", analysis_sr: int = 22050,
+                     n_fft: int = 2048, hop: int = 512, n_mels: int = 128) -> SpectralData:
+    """Mel spectrogram (dB) or chromagram of ``y`` ([channels, samples] or [samples])."""
+    if kind not in ("mel", "chroma"):
+        raise ValueError(f"spectral kind must be 'mel' or 'chroma', got {kind!r}")
+    import librosa
+
+    x = np.asarray(y, dtype=np.float32)
+    mono = x.mean(axis=0) if x.ndim == 2 else x
+    duration = len(mono) / float(sr)
+    if sr != analysis_sr:
+        mono = librosa.resample(mono, orig_sr=sr, target_sr=analysis_sr, res_type="soxr_hq")
+    if kind == "mel":
+        power = librosa.feature.melspectrogram(y=mono, sr=analysis_sr, n_fft=n_fft,
+                                               hop_length=hop, n_mels=n_mels)
+        values = 10.0 * np.log10(np.maximum(power, 1e-10))
+    else:
+        values = librosa.feature.chroma_stft(y=mono, sr=analysis_sr, n_fft=n_fft,
+                                             hop_length=hop)
+    return SpectralData(kind, values.astype(np.float32), hop, analysis_sr, duration)
+
+
+class SpectralSource:
+    """Computes a track's spectral data once per kind, on demand (for views whose panel
+    can switch between mel and chroma)."""
+
+    def __init__(self, y: np.ndarray, sr: int, **kwargs):
+        self.y, self.sr, self.kwargs = y, sr, kwargs
+        self._cache: dict[str, SpectralData] = {}
+
+    def data(self, kind: str) -> SpectralData:
+        if kind not in self._cache:
+            self._cache[kind] = compute_spectral(self.y, self.sr, kind=kind, **self.kwargs)
+        return self._cache[kind]
+
+
+def album_max_db(data: Sequence[SpectralData]) -> float:
+    """The loudest mel value over an album (dB), for album-relative colour scaling."""
+    return max((d.max_db for d in data if d.kind == "mel"), default=0.0)
+
+
+def _columns(times: Sequence[float], t0: float, t1: float, width: int) -> np.ndarray:
+    """int64 [N]: ``floor((t - t0) / (t1 - t0) * width)`` per time, -1 outside the view."""
+    t = np.asarray(times, dtype=np.float64)
+    x = np.floor((t - t0) / (t1 - t0) * width).astype(np.int64)
+    return np.where((x >= 0) & (x < width), x, -1)
+
+
+def render_spectral(data: SpectralData, params: SpectralParams | None = None, *, width: int,
+                    height: int, t0: float = 0.0, t1: float | None = None,
+                    playhead: float | None = None, markers: Sequence[float] = (),
+                    beats: Sequence[float] = (), album_max: float | None = None
+                    ) -> np.ndarray:
+    """uint8 [height, width, 3]: the spectrogram/chromagram over ``[t0, t1)`` seconds.
+
+    Mel colours span ``top_db`` below the track's loudest value, or below ``album_max``
+    (see :func:`album_max_db`) when ``params.album_relative`` is set. ``markers`` and
+    ``beats`` are times in seconds.
+    """
+    params = params or SpectralParams()
+    if width < 1 or height < 1:
+        raise ValueError(f"spectral view needs width, height >= 1, got {width}x{height}")
+    end = data.duration if t1 is None else t1
+    if end <= t0:
+        raise ValueError(f"time range must have t1 > t0, got {t0}..{end}")
+    cols = series_columns(data.values, 0.0, 1.0 / data.frame_rate, width, t0, end,
+                          extent=(0.0, data.duration))  # [bins, W]
+    n_bins = data.values.shape[0]
+    # row y (0 at the top) shows the bin under its centre, low bins at the bottom
+    centres = (height - 1 - np.arange(height) + 0.5) * n_bins / height
+    rows = np.clip(np.floor(centres).astype(np.int64), 0, n_bins - 1)
+    if data.kind == "mel":
+        top = album_max if params.album_relative and album_max is not None else data.max_db
+        scaled = (cols - (top - params.top_db)) / params.top_db
+    else:
+        scaled = cols
+    # colour indices per (bin, column) first, then rows pick bins: the big arrays stay uint8
+    index = np.clip(np.nan_to_num(scaled, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    # every overlay is a full-height vertical line, so draw them at bin resolution and
+    # expand rows last: one contiguous row gather instead of strided column writes
+    img = colormap_lut(params.colormap)[index]  # [bins, W, 3]
+    img[:, np.isnan(cols[0])] = 0  # outside the track
+    if params.show_beats and len(beats):
+        xs = _columns(beats, t0, end, width)
+        solid = (np.arange(len(xs)) % params.beats_per_bar) == 0
+        color = np.asarray(parse_hex(params.beat), dtype=np.uint8)
+        faint = np.unique(xs[~solid & (xs >= 0)])
+        img[:, faint] = blend_percent(color, img[:, faint], params.beat_opacity)
+        img[:, np.unique(xs[solid & (xs >= 0)])] = color
+    if params.show_markers and len(markers):
+        xs = _columns(markers, t0, end, width)
+        img[:, xs[xs >= 0]] = np.asarray(parse_hex(params.marker), dtype=np.uint8)
+    x = None if playhead is None else time_to_column(playhead, t0, end, width)
+    if x is not None:
+        vline(img, x, parse_hex(params.playhead))
+    img = img[rows]
+    return img

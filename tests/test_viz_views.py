@@ -204,7 +204,7 @@ def test_dynamics_series_and_strip(tone_then_silence):
 def synthetic_spectral(kind="mel", bins=16, frames=100, hot_bin=3):
     values = np.full((bins, frames), -80.0, np.float32)
     values[hot_bin] = 0.0
-    return SpectralData(kind, values, hop=100, sr=1000, duration=10.0)  # 10 frames/s
+    return SpectralData(kind, values, frame_rate=10.0, duration=10.0)
 
 
 def test_spectral_render_rows_markers_beats_playhead():

@@ -31,17 +31,12 @@ from stratum_kernel.viz.raster import (
 class SpectralData:
     """kind: 'mel' or 'chroma'; values: float32 [bins, frames] (mel: power in dB, chroma:
     [0, 1]); bin 0 is the lowest band (C for chroma); frame k is centred at
-    ``k * hop / sr`` seconds; duration: seconds; max_db: the loudest mel value (dB)."""
+    ``k / frame_rate`` seconds; duration: seconds; max_db: the loudest mel value (dB)."""
 
     kind: str
     values: np.ndarray
-    hop: int
-    sr: int
+    frame_rate: float
     duration: float
-
-    @property
-    def frame_rate(self) -> float:
-        return self.sr / self.hop
 
     @cached_property
     def max_db(self) -> float:
@@ -68,7 +63,18 @@ def compute_spectral(y: np.ndarray, sr: int, *, kind: str = "mel", analysis_sr: 
     else:
         values = librosa.feature.chroma_stft(y=mono, sr=analysis_sr, n_fft=n_fft,
                                              hop_length=hop)
-    return SpectralData(kind, values.astype(np.float32), hop, analysis_sr, duration)
+    return SpectralData(kind, values.astype(np.float32), analysis_sr / hop, duration)
+
+
+def spectral_from_features(features) -> SpectralData:
+    """The chromagram already on the video timeline in a
+    :class:`~stratum_kernel.timeline.FrameFeatures` (``values['chroma']`` [12, n_frames]),
+    as a :class:`SpectralData` whose time 0 is the features' first frame."""
+    chroma = features.values.get("chroma")
+    if chroma is None:
+        raise ValueError("these frame features hold no 'chroma' series")
+    return SpectralData("chroma", np.asarray(chroma, dtype=np.float32), float(features.fps),
+                        features.n_frames / float(features.fps))
 
 
 class SpectralSource:

@@ -287,6 +287,24 @@ class StemEnvelope:
         counts[-1] = n - (n_blocks - 1) * block
         return cls(tuple(names), sr / block, peaks, sumsq, counts, n / sr)
 
+    @classmethod
+    def from_series(cls, series: Mapping[str, np.ndarray], rate: float, *,
+                    names: tuple[str, ...] = STEM_NAMES) -> StemEnvelope:
+        """Use level series already sampled at ``rate`` Hz ({stem: float [T]}, e.g. the
+        per-frame stem envelopes of :class:`~stratum_kernel.timeline.FrameFeatures`) as
+        block peaks; RMS columns then average their squares."""
+        present = [np.asarray(series[n], dtype=np.float32) for n in names if n in series]
+        if not present:
+            raise ValueError(f"no stems among {names}; got {sorted(series)}")
+        n_blocks = max(len(a) for a in present)
+        peaks = np.zeros((len(names), n_blocks), dtype=np.float32)
+        for s, name in enumerate(names):
+            if name in series:
+                values = np.abs(np.asarray(series[name], dtype=np.float32))
+                peaks[s, : len(values)] = values
+        return cls(tuple(names), float(rate), peaks, np.square(peaks, dtype=np.float64),
+                   np.ones(n_blocks, dtype=np.int64), n_blocks / float(rate))
+
     def columns(self, width: int, t0: float = 0.0, t1: float | None = None, *,
                 mode: str = "peak") -> np.ndarray:
         """float32 [S, width]: per-column peak (or RMS) over the blocks each column covers."""

@@ -68,14 +68,29 @@ STEM_FALLBACK = {
 
 def ema(x: np.ndarray, alpha: float) -> np.ndarray:
     """Causal one-pole smoothing along the last axis, starting at the first value:
-    ``y[n] = (1 - alpha) x[n] + alpha y[n-1]``, ``y[-1] = x[0]``. float64."""
+    ``y[n] = (1 - alpha) x[n] + alpha y[n-1]``, ``y[-1] = x[0]``. float64.
+
+    Computed in blocks with the closed form ``y[n0+i] = a^i (a y[n0-1] + Σ_j (1-a) x[n0+j]
+    a^-j)`` (a sequential cumsum per block), so it needs no scipy import (slow to import)
+    and block boundaries sit at fixed frames: a prefix of the input gives the same prefix
+    of the output, bit for bit.
+    """
     x = np.asarray(x, dtype=np.float64)
     if alpha <= 0.0 or x.shape[-1] == 0:
         return x.copy()
-    from scipy.signal import lfilter
-
-    zi = alpha * x[..., :1]
-    y, _ = lfilter([1.0 - alpha], [1.0, -alpha], x, axis=-1, zi=zi)
+    n = x.shape[-1]
+    # a^-L must stay far from overflow: L · (-ln a) <= 500
+    block = int(max(1, min(1024, 500.0 / -np.log(alpha))))
+    k = np.arange(block, dtype=np.float64)
+    grow = alpha ** -k
+    shrink = alpha**k
+    y = np.empty_like(x)
+    prev = x[..., 0].copy()
+    for n0 in range(0, n, block):
+        m = min(block, n - n0)
+        acc = np.cumsum((1.0 - alpha) * x[..., n0 : n0 + m] * grow[:m], axis=-1)
+        y[..., n0 : n0 + m] = shrink[:m] * (alpha * prev[..., None] + acc)
+        prev = y[..., n0 + m - 1]
     return y
 
 
@@ -324,20 +339,38 @@ class LatentController:
                     self._note(f"no {stem} stem: its mappings are skipped")
 
     def _tempo_pulse(self, ff: FrameFeatures) -> np.ndarray:
-        """float64 [N] in [0, 1]: 1 on each pulse of the beat grid, decaying before the next."""
+        """float64 [N] in [0, 1]: 1 on each pulse of the beat grid, decaying before the next.
+
+        The grid is the beat frames themselves (beat k at ``beat_frames[k]``, linear in
+        between), so pulses land exactly on beat frames even when a beat's true time falls
+        between frames; after the last beat the grid runs on at the tempo for one beat.
+        Nothing pulses before the first beat.
+        """
         ts = self.preset.tempo_sync
         n = ff.n_frames
         if not ts.enabled:
             return np.zeros(n)
-        beats = np.asarray(ff.beat_frames, dtype=np.int64)
+        beats = np.unique(np.asarray(ff.beat_frames, dtype=np.int64))
         if len(beats) == 0:
             self._note("tempo sync: the track has no beats; no pulses")
             return np.zeros(n)
-        count = np.searchsorted(beats, np.arange(n), side="right") - 1
-        total = count + np.asarray(ff.beat_phase, dtype=np.float64)
+        if ff.tempo and ff.tempo > 0:
+            period = 60.0 * ff.fps / ff.tempo
+        else:
+            period = float(np.median(np.diff(beats))) if len(beats) > 1 else ff.fps / 2
+        idx = np.arange(n, dtype=np.float64)
+        k = np.searchsorted(beats, idx, side="right") - 1
+        kk = np.clip(k, 0, max(len(beats) - 2, 0))
+        if len(beats) > 1:
+            span = (beats[kk + 1] - beats[kk]).astype(np.float64)
+            inside = (idx - beats[kk]) / span
+        else:
+            inside = np.zeros(n)
+        tail = (idx - beats[-1]) / period
+        total = np.where(k >= len(beats) - 1, len(beats) - 1 + tail, k + inside)
         phase = np.mod(total / ts.subdivision, 1.0)
         pulse = np.exp(-phase / ts.decay)
-        pulse[count < 0] = 0.0
+        pulse[(k < 0) | (total >= len(beats))] = 0.0
         return pulse
 
     def _section_focus(self, ff: FrameFeatures, a: int) -> tuple[np.ndarray, list[int]]:

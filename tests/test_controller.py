@@ -104,6 +104,18 @@ def motion(z: np.ndarray) -> float:
 # --- building blocks ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("alpha", [0.01, 0.5, 0.9, 0.97, 0.9995])
+def test_ema_matches_the_recursion(rng, alpha):
+    x = rng.random((3, 2500))
+    ref = np.empty_like(x)
+    prev = x[:, 0]
+    for i in range(x.shape[1]):
+        prev = (1 - alpha) * x[:, i] + alpha * prev
+        ref[:, i] = prev
+    assert np.allclose(ema(x, alpha), ref, rtol=1e-10, atol=1e-12)
+    assert np.allclose(ema(x[0], alpha), ref[0], rtol=1e-10, atol=1e-12)
+
+
 def test_ema_step_response_and_start_value():
     x = np.r_[np.full(10, 2.0), np.full(40, 5.0)]
     y = ema(x, 0.5)
@@ -248,6 +260,23 @@ def test_tempo_pulses_land_on_the_beat_grid(model, subdivision, every):
     z = plan.latents(0, 240).reshape(240, -1).astype(np.float64)
     proj = z @ model.pca_axes[1].ravel().astype(np.float64)
     assert proj[every] - proj[every - 1] > 3.0
+
+
+def test_tempo_pulses_follow_irregular_beat_frames(model):
+    """Beat frames are rounded beat times: the pulse peaks on them even when the grid is
+    uneven and beat_phase (continuous time) disagrees by a frame."""
+    preset = quiet(tempo_sync={"enabled": True, "subdivision": 1.0, "decay": 0.2,
+                               "target": "postfx:exposure", "amount": 1.0, "follow_rms": 0.0})
+    ff = synthetic_features(120, beat_every=12)
+    beats = np.array([5, 16, 29, 40, 53, 64], dtype=np.int64)
+    phase = np.full(120, 0.97, dtype=np.float32)  # deliberately useless
+    ff = FrameFeatures(**{**ff.__dict__, "beat_frames": beats, "beat_phase": phase})
+    plan = LatentController(model, preset, seed=0, track_id="t1").plan(ff)
+    pulse = plan.tempo_pulse
+    assert np.array_equal(np.flatnonzero(pulse > 0.999), beats)
+    assert not pulse[:5].any()  # nothing before the first beat
+    assert pulse[64 + 11] > 0 and not pulse[64 + 12 :].any()  # rings one beat past the last
+    assert np.array_equal(plan.postfx_modulation(0, 120)["exposure"], pulse.astype(np.float32))
 
 
 def test_tempo_pulses_need_beats_and_follow_loudness(model):

@@ -1,0 +1,41 @@
+"""``stratum render --config render.yaml [overrides]``: render an album into films.
+
+Overrides (``--album --output-root --run-id --preset --fps --resolution --tracks --duration
+--batch-size --chunk-frames``) replace render.yaml's values; ``--resume`` continues an
+interrupted run (same config and ``--run-id``); ``--keep-frames`` also writes the frames as
+PNGs; ``--no-progress`` hides the progress bars.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from stratum_kernel.config import add_override_arguments
+
+    parser.add_argument("--config", metavar="YAML", default=None,
+                        help="render.yaml (default: the built-in defaults)")
+    add_override_arguments(parser)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run named by --run-id")
+    parser.add_argument("--keep-frames", action="store_true",
+                        help="also write every frame as PNG under <run>/frames/")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from stratum_kernel.config import load_render_config, overrides_from_cli
+    from stratum_kernel.render import render_album
+
+    overrides = overrides_from_cli(args)
+    if args.keep_frames:
+        overrides["render.keep_frames"] = True
+    config = load_render_config(args.config, overrides)
+    result = render_album(config, progress=not args.no_progress, resume=args.resume)
+    frames = sum(t.frames for t in result.tracks.values())
+    print(f"rendered {len(result.tracks)} track(s), {frames} frames, into {result.run_dir}")
+    print(f"  album film: {result.album}")
+    if result.seconds:
+        print(f"  {result.seconds:.1f} s ({frames / result.seconds:.2f} fps)")
+    return 0

@@ -1,0 +1,374 @@
+"""The per-track render loop: chunks, the three-stage pipeline, resumable state, digests.
+
+A track's frames are cut into chunks of ``render.chunk_frames``; each chunk is split into
+decoder batches ("units"). Three stages run side by side on those units::
+
+    decode thread ──q1──▶ post-FX thread ──q2──▶ calling thread (encode, digest, state)
+
+Queues are bounded, so memory stays flat and the slowest stage sets the pace. A failure in
+any stage stops the others and is re-raised in the caller; an encoder left open is aborted
+(its temporary file removed). When a chunk's segment is complete it is checked and recorded
+in ``state.json`` (written atomically): a resumed run skips recorded chunks whose segment
+file still has the recorded sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stratum_kernel.errors import RenderError
+from stratum_kernel.model_meta import sha256_file
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+class _Failed:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def frame_digest(frame: np.ndarray) -> bytes:
+    """sha256 of one frame's raw uint8 bytes (row-major H, W, RGB)."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(frame)).cast("B")).digest()
+
+
+def frames_digest(digests: Sequence[bytes]) -> str:
+    """The digest of a run of frames: sha256 over the frames' sha256 digests, in order.
+
+    Hashing each frame once serves both the per-chunk and the per-track digest, and the
+    per-track one does not depend on where chunks were cut."""
+    h = hashlib.sha256()
+    for d in digests:
+        h.update(d)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Frames [start, stop) of chunk ``chunk`` (which ends at ``chunk_stop``)."""
+
+    chunk: int
+    start: int
+    stop: int
+    chunk_stop: int
+
+
+def plan_units(chunks: Sequence[tuple[int, int, int]], batch: int) -> list[Unit]:
+    """Decoder-sized units that never cross a chunk boundary."""
+    out = []
+    for ci, a, b in chunks:
+        for u in range(a, b, batch):
+            out.append(Unit(ci, u, min(u + batch, b), b))
+    return out
+
+
+def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: queue.Queue, stop: threading.Event) -> Any:
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    return _END
+
+
+def run_pipeline(units: Sequence[Unit], decode: Callable[[Unit], np.ndarray],
+                 postfx: Callable[[Unit, np.ndarray], np.ndarray],
+                 consume: Callable[[Unit, np.ndarray], None], *, depth: int = 3) -> None:
+    """Run decode → post-FX → consume over ``units`` with the first two stages in worker
+    threads; ``postfx`` sees units in order (it may keep state, e.g. persistence history).
+    """
+    q1: queue.Queue = queue.Queue(depth)
+    q2: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def decode_worker() -> None:
+        try:
+            for u in units:
+                if stop.is_set() or not _put(q1, (u, decode(u)), stop):
+                    return
+            _put(q1, _END, stop)
+        except BaseException as err:  # handed to the caller
+            _put(q1, _Failed(err), stop)
+
+    def postfx_worker() -> None:
+        try:
+            while True:
+                item = _get(q1, stop)
+                if item is _END or isinstance(item, _Failed):
+                    _put(q2, item, stop)
+                    return
+                u, frames = item
+                if not _put(q2, (u, postfx(u, frames)), stop):
+                    return
+        except BaseException as err:
+            _put(q2, _Failed(err), stop)
+
+    threads = [threading.Thread(target=decode_worker, name="stratum-decode", daemon=True),
+               threading.Thread(target=postfx_worker, name="stratum-postfx", daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        while True:
+            item = q2.get()
+            if item is _END:
+                break
+            if isinstance(item, _Failed):
+                raise item.exc
+            consume(*item)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+
+
+# ------------------------------------------------------------------------------ tracks
+
+
+class TrackRun:
+    """One track of a run: its job, work folder (segments, audio, state) and outputs."""
+
+    def __init__(self, ctx: Any, job: Any, run_dir: Path, work: Path):
+        self.ctx, self.job, self.run_dir, self.work = ctx, job, run_dir, work
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.state_path = work / "state.json"
+        cf = ctx.config.render.chunk_frames
+        n = job.n_frames
+        self.chunks = [(i, a, min(a + cf, n)) for i, a in enumerate(range(0, n, cf))]
+        self.state = self._load_state()
+
+    def _load_state(self) -> dict:
+        fresh = {"track": self.job.track_id, "n_frames": self.job.n_frames,
+                 "chunk_frames": self.ctx.config.render.chunk_frames, "chunks": {}}
+        if not self.state_path.exists():
+            return fresh
+        try:
+            state = json.loads(self.state_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            log.warning("%s: unreadable, starting the track again", self.state_path)
+            return fresh
+        if any(state.get(k) != fresh[k] for k in ("track", "n_frames", "chunk_frames")):
+            return fresh
+        return state
+
+    def save_state(self) -> None:
+        tmp = self.state_path.with_name(f"state.json.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(self.state), encoding="utf-8")
+        os.replace(tmp, self.state_path)
+
+    def segment(self, chunk: int) -> Path:
+        return self.work / f"seg_{chunk:05d}.mp4"
+
+    def finished_chunks(self) -> set[int]:
+        done = set()
+        for key, rec in self.state["chunks"].items():
+            seg = self.segment(int(key))
+            if seg.is_file() and sha256_file(seg) == rec["segment_sha256"]:
+                done.add(int(key))
+        return done
+
+
+def _prepare_audio(run: TrackRun) -> dict:
+    from stratum_kernel.encode import prepare_audio
+
+    cfg, job = run.ctx.config, run.job
+    wav = run.work / "audio.wav"
+    rec = run.state.get("audio")
+    if rec and wav.is_file() and sha256_file(wav) == rec["wav_sha256"]:
+        return rec
+    pa = prepare_audio(job.audio_path, wav, start=job.start, end=job.end,
+                       sample_rate=cfg.audio.sample_rate, channels=cfg.encode.audio_channels,
+                       target_lufs=cfg.audio.normalization)
+    rec = {"file": str(job.audio_path), "sha256": sha256_file(job.audio_path),
+           "start": job.start, "end": job.end, "sample_rate": pa.sample_rate,
+           "samples": pa.samples, "duration": pa.duration, "gain_db": round(pa.gain_db, 6),
+           "loudness_lufs": None if pa.loudness_lufs is None else round(pa.loudness_lufs, 6),
+           "target_lufs": cfg.audio.normalization, "wav_sha256": sha256_file(wav)}
+    run.state["audio"] = rec
+    run.save_state()
+    return rec
+
+
+def render_track_chunks(run: TrackRun, *, progress: bool = True,
+                        on_chunk: Callable[[str, int], None] | None = None) -> dict:
+    """Render, join, check and digest one track; returns its meta.json entry."""
+    from tqdm.auto import tqdm
+
+    from stratum_kernel.encode import VideoEncoder, check_film, concat_segments
+
+    ctx, job, cfg = run.ctx, run.job, run.ctx.config
+    film = run.run_dir / f"{job.track_id}.mp4"
+    done_rec = run.state.get("done")
+    if done_rec and film.is_file() and sha256_file(film) == done_rec["film"]["sha256"]:
+        log.info("%s: already rendered", job.track_id)
+        return done_rec
+    audio = _prepare_audio(run)
+    width, height = cfg.resolution
+    fps = job.fps
+    finished = run.finished_chunks()
+    todo = [c for c in run.chunks if c[0] not in finished]
+    units = plan_units(todo, cfg.decoder.batch_size)
+    keep = run.run_dir / "frames" / job.track_id if cfg.render.keep_frames else None
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=job.n_frames, initial=job.n_frames - sum(b - a for _, a, b in todo),
+               desc=job.track_id, unit="frame", disable=not progress, leave=False)
+    hist: dict[str, Any] = {"stop": None, "frames": None}
+
+    def decode(u: Unit) -> np.ndarray:
+        return ctx.decode(job, u.start, u.stop)
+
+    def postfx(u: Unit, decoded: np.ndarray) -> np.ndarray:
+        k = job.history_count(u.start)
+        if hist["stop"] == u.start:
+            prev = hist["frames"]
+            history = prev[len(prev) - k:] if k else None
+        else:  # first unit, or after a skipped (finished) chunk: decode the history again
+            history = ctx.decode(job, u.start - k, u.start) if k else None
+        out = ctx.postfx(job, decoded, u.start, history)
+        keep_n = job.postfx.persistence_frames
+        joined = decoded if history is None else np.concatenate([history, decoded])
+        hist["stop"], hist["frames"] = u.stop, joined[-keep_n:]
+        return out
+
+    enc: dict[str, Any] = {"encoder": None, "digests": [], "t": time.perf_counter()}
+
+    def consume(u: Unit, frames: np.ndarray) -> None:
+        if enc["encoder"] is None:
+            enc["encoder"] = VideoEncoder(run.segment(u.chunk), width=width, height=height,
+                                          fps=fps, params=cfg.encode)
+            enc["digests"] = []
+        enc["encoder"].write(frames)
+        enc["digests"].extend(frame_digest(f) for f in frames)
+        if keep is not None:
+            _keep_frames(keep, u.start, frames)
+        bar.update(len(frames))
+        if u.stop == u.chunk_stop:
+            seg = enc["encoder"].close()
+            enc["encoder"] = None
+            start = u.chunk_stop - len(enc["digests"])
+            check_film(seg, frames=len(enc["digests"]), fps=fps, size=(width, height))
+            if on_chunk is not None:
+                on_chunk(job.track_id, u.chunk)
+            run.state["chunks"][str(u.chunk)] = {
+                "start": start, "stop": u.chunk_stop,
+                "frame_digests": [d.hex() for d in enc["digests"]],
+                "segment_sha256": sha256_file(seg),
+            }
+            run.save_state()
+            log.info("%s: chunk %d (frames %d-%d) done", job.track_id, u.chunk, start,
+                     u.chunk_stop - 1)
+
+    t0 = time.perf_counter()
+    try:
+        run_pipeline(units, decode, postfx, consume)
+    finally:
+        if enc["encoder"] is not None:
+            enc["encoder"].abort()
+        bar.close()
+    rendered = sum(u.stop - u.start for u in units)
+    secs = time.perf_counter() - t0
+    if rendered:
+        log.info("%s: %d frames in %.2f s (%.2f fps, %.2fx real time)", job.track_id, rendered,
+                 secs, rendered / secs, rendered / secs / fps)
+    segments = [run.segment(i) for i, _, _ in run.chunks]
+    counts = [b - a for _, a, b in run.chunks]
+    concat_segments(segments, counts, film, fps=fps, params=cfg.encode, audio=run.work /
+                    "audio.wav")
+    rep = check_film(film, frames=job.n_frames, fps=fps, audio_duration=audio["duration"],
+                     size=(width, height))
+    info = _track_info(run, film, audio, rep)
+    run.state["done"] = info
+    run.save_state()
+    return info
+
+
+def _keep_frames(folder: Path, start: int, frames: np.ndarray) -> None:
+    import cv2
+
+    for j, f in enumerate(frames):
+        path = folder / f"{start + j:06d}.png"
+        tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}.png")
+        if not cv2.imwrite(str(tmp), np.ascontiguousarray(f[..., ::-1])):
+            raise RenderError(f"{path}: could not write the frame")
+        os.replace(tmp, path)
+
+
+def decoded_digests(film: Path, width: int, height: int,
+                    feed: Callable[[int, np.ndarray], None] | None = None) -> list[bytes]:
+    """Per-frame sha256 of a film decoded back to rgb24; ``feed(first_index, block)`` sees
+    every decoded block (previews)."""
+    from stratum_kernel.encode import read_frames
+
+    out: list[bytes] = []
+    for block in read_frames(film, width, height):
+        if feed is not None:
+            feed(len(out), block)
+        out.extend(frame_digest(f) for f in block)
+    return out
+
+
+def _track_info(run: TrackRun, film: Path, audio: dict, rep: Any) -> dict:
+    from stratum_kernel.previews import PreviewCollector
+
+    ctx, job, cfg = run.ctx, run.job, run.ctx.config
+    width, height = cfg.resolution
+    collector = PreviewCollector(job.track_id, job.features, run.run_dir / "previews")
+    decoded = decoded_digests(film, width, height, feed=collector.feed)
+    if len(decoded) != job.n_frames:
+        raise RenderError(f"{film}: decoded {len(decoded)} frames, expected {job.n_frames}")
+    previews = collector.finish()
+    chunks, all_frames = [], []
+    for i, a, b in run.chunks:
+        rec = run.state["chunks"][str(i)]
+        pre = [bytes.fromhex(h) for h in rec["frame_digests"]]
+        all_frames.extend(pre)
+        chunks.append({"index": i, "start": a, "stop": b, "frames_sha256": frames_digest(pre),
+                       "decoded_sha256": frames_digest(decoded[a:b])})
+    plan = job.plan
+    return {
+        "id": job.track_id,
+        "audio": {k: v for k, v in audio.items() if k != "wav_sha256"},
+        "fps": job.fps,
+        "start": job.start,
+        "end": job.end,
+        "frames": job.n_frames,
+        "duration": job.n_frames / job.fps,
+        "seed": job.seed,
+        "postfx_seed": job.postfx_seed,
+        "preset": job.preset.name,
+        "preset_resolved": job.preset.model_dump(mode="json"),
+        "postfx": job.postfx.model_dump(mode="json"),
+        "controller_notes": list(getattr(plan, "notes", [])),
+        "chunk_frames": cfg.render.chunk_frames,
+        "chunks": chunks,
+        "frames_sha256": frames_digest(all_frames),
+        "decoded_sha256": frames_digest(decoded),
+        "film": {"file": film.name, "sha256": sha256_file(film), "video_frames": rep.video_frames,
+                 "audio_duration": rep.audio_duration, "width": width, "height": height},
+        "previews": previews,
+        "provider": ctx.decoder.provider,
+    }

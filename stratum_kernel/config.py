@@ -323,6 +323,16 @@ class RenderConfig(_Strict):
             return self.controller.wander_seed
         return self.seed
 
+    def time_span(self, track_id: str, track_duration: float) -> tuple[float, float]:
+        """(start, end) in track seconds to render: the trim, clipped to the track, then
+        cut to ``render.duration`` seconds when that is set."""
+        trim = self.track_config(track_id).trim
+        start = min(trim.start, track_duration)
+        end = track_duration if trim.end is None else min(trim.end, track_duration)
+        if self.render.duration is not None:
+            end = min(end, start + self.render.duration)
+        return start, end
+
     def preset_name_for(self, track_id: str) -> str:
         return self.track_config(track_id).preset or self.controller.preset
 

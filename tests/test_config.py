@@ -261,6 +261,17 @@ def test_seeds_per_track():
     assert RenderConfig.from_dict({"seed": 3}).seed_for("x") == 3
 
 
+def test_time_span_applies_trim_and_preview_duration():
+    cfg = RenderConfig.from_dict({"tracks": [{"id": "a", "trim": {"start": 2, "end": 50}}, "b"]})
+    assert cfg.time_span("a", 60.0) == (2.0, 50.0)
+    assert cfg.time_span("a", 40.0) == (2.0, 40.0)
+    assert cfg.time_span("b", 60.0) == (0.0, 60.0)
+    short = load_render_config(None, {"render.duration": 5, "tracks": [
+        {"id": "a", "trim": {"start": 2}}]})
+    assert short.time_span("a", 60.0) == (2.0, 7.0)
+    assert short.time_span("a", 4.0) == (2.0, 4.0)
+
+
 def test_audio_sample_rate_drives_the_encoder():
     assert RenderConfig.from_dict({"audio": {"sample_rate": 44100}}).encode.audio_sample_rate \
         == 44100

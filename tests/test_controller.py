@@ -431,3 +431,21 @@ def test_a_model_without_pca_axes_or_named_anchors_still_works():
 
 def test_bundled_presets_are_available():
     assert {"default", "pulse", "drift", "shatter", "bloom"} <= set(list_presets())
+
+
+def test_latents_from_a_loaded_model_decode_to_moving_pictures(tiny_model):
+    """End to end through meta.json and ONNX Runtime: the plan's latents decode, and the
+    pictures change on a beat pulse."""
+    from stratum_kernel.decoder import DecoderParams, FrameDecoder
+
+    preset = quiet(tempo_sync={"enabled": True, "amount": 12.0, "target": "pca:0",
+                               "follow_rms": 0.0})
+    plan = LatentController(tiny_model, preset, seed=0, track_id="t1").plan(
+        synthetic_features(24, beat_every=12)
+    )
+    frames = FrameDecoder(tiny_model, DecoderParams(execution_provider="cpu")).decode(
+        plan.latents(10, 14)
+    )
+    assert frames.shape == (4, 64, 64, 3) and frames.dtype == np.uint8
+    diff = np.abs(frames.astype(int)[1:] - frames.astype(int)[:-1]).mean(axis=(1, 2, 3))
+    assert diff[1] > 3 * max(diff[0], 0.05)  # frame 12 is the pulse: the big change

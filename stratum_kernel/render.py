@@ -254,8 +254,12 @@ def build_painters(job: TrackJob, resolution: tuple[int, int]) -> list:
             f"track {job.track_id!r}: postfx.overlays is set but stratum_kernel.viz.overlay "
             "is not available; remove the overlays or install the visualisation module"
         ) from None
-    return [build_overlay(spec, features=job.features, size=tuple(resolution), fps=job.fps)
-            for spec in specs]
+    painters = []
+    for spec in specs:
+        overlay = build_overlay(spec, size=tuple(resolution), features=job.features,
+                                fps=job.fps, track_id=job.track_id, audio_path=job.audio_path)
+        painters.append(overlay.paint)
+    return painters
 
 
 # ------------------------------------------------------------------------------ preview

@@ -61,10 +61,9 @@ class NumpyAnalysis:
         )
 
 
-@pytest.fixture(scope="module")
-def album_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("album")
-    (root / "audio").mkdir()
+def write_album(root: Path) -> Path:
+    """Two short tracks (2.5 s at 120 bpm, 2.0 s at 98 bpm) with a marker at 1.2 s."""
+    (root / "audio").mkdir(parents=True, exist_ok=True)
     entries = []
     for i, (dur, bpm) in enumerate([(2.5, 120.0), (2.0, 98.0)]):
         mix = sum(album_stems(bpm, dur, 22050, 2, root_hz=110.0 * 2 ** (i / 12)).values())
@@ -75,12 +74,20 @@ def album_dir(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def album_dir(tmp_path_factory) -> Path:
+    return write_album(tmp_path_factory.mktemp("album"))
+
+
+POSTFX = {"persistence": 0.6, "grain_intensity": 0.25, "chroma_shift": 1.0}
+
+
 def make_config(album_dir, model_dir, out, run_id, **over) -> RenderConfig:
     data = {
         "album_dir": str(album_dir), "model_dir": str(model_dir), "output_root": str(out),
         "run_id": run_id, "frame_rate": FPS, "resolution": [160, 96],
         "controller": {"preset": "pulse"},
-        "postfx": {"persistence": 0.6, "grain_intensity": 0.25, "chroma_shift": 1.0},
+        "postfx": dict(POSTFX),
         "render": {"chunk_frames": 20},
         "decoder": {"batch_size": 4, "threads": 1},
         "audio": {"normalization": -16.0},
@@ -312,3 +319,20 @@ def test_cli_render_and_verify(album_dir, tiny_model_dir, tmp_path, monkeypatch,
     (run / "track1.mp4").write_bytes(bytes(data))
     assert main(["verify", str(run)]) == 1
     assert "MISMATCH" in capsys.readouterr().err
+
+
+def test_overlays_are_painted_and_chunk_independent(album_dir, tiny_model_dir, tmp_path):
+    album = load_album(album_dir)
+    plain = make_config(album_dir, tiny_model_dir, tmp_path, "o")
+    over = make_config(album_dir, tiny_model_dir, tmp_path, "o",
+                       postfx={**POSTFX, "overlays": [{"kind": "loudness", "height": 0.25}]})
+    ctx_plain = RenderContext(plain, album=album, analysis=NumpyAnalysis(album))
+    ctx = RenderContext(over, album=album, analysis=NumpyAnalysis(album))
+    job = ctx.job("track1")
+    assert len(job.painters) == 1
+    whole = ctx.frames(job, 0, 30)
+    parts = np.concatenate([ctx.frames(job, 0, 13), ctx.frames(job, 13, 30)])
+    np.testing.assert_array_equal(whole, parts)
+    bare = ctx_plain.frames(ctx_plain.job("track1"), 0, 30)
+    assert not np.array_equal(whole[:, -20:], bare[:, -20:])  # the strip at the bottom
+    np.testing.assert_array_equal(whole[:, :40], bare[:, :40])  # the rest untouched

@@ -345,3 +345,11 @@ def normalisation_gain_db(
     if math.isfinite(summary.true_peak):
         gain = min(gain, true_peak_ceiling - summary.true_peak)
     return float(gain)
+
+
+def album_integrated_loudness(summaries: list[LoudnessSummary]) -> float:
+    """Integrated loudness of several tracks played back to back, in LUFS (EBU R 128's album
+    loudness): every track's momentary blocks pooled and gated together. −inf if silent."""
+    powers = [10.0 ** ((np.asarray(s.momentary, np.float64) - _OFFSET) / 10.0) for s in summaries]
+    pooled = np.concatenate(powers) if powers else np.zeros(0)
+    return _gated_integrated(pooled)

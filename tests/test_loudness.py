@@ -294,3 +294,19 @@ def test_normalisation_gain(rng):
     assert capped == pytest.approx(-1.0 - s.true_peak)
     silent = L.loudness_summary(np.zeros((1, 4410), dtype=np.float32), 44100)
     assert L.normalisation_gain_db(silent) == 0.0
+
+
+def test_album_loudness_pools_the_tracks_blocks(rng):
+    sr = 22050
+    a = pink_noise(8.0, sr, rng, rms_dbfs=-26, channels=2)
+    b = pink_noise(8.0, sr, rng, rms_dbfs=-20, channels=2)
+    joined = L.integrated_loudness(np.concatenate([a, b], axis=1), sr)
+    sa, sb = L.loudness_summary(a, sr), L.loudness_summary(b, sr)
+    album = L.album_integrated_loudness([sa, sb])
+    # the same blocks, less the three that would straddle the join
+    assert album == pytest.approx(joined, abs=0.05)
+    assert sa.integrated < album < sb.integrated
+    # a much quieter track is gated out of the album figure entirely
+    quiet = L.loudness_summary(a * 0.1, sr)
+    assert L.album_integrated_loudness([quiet, sb]) == pytest.approx(sb.integrated, abs=1e-3)
+    assert L.album_integrated_loudness([]) == -math.inf

@@ -52,6 +52,15 @@ class Marker(BaseModel):
     label: str = ""
 
 
+class Section(BaseModel):
+    """A named part of a track ("intro", "build", "peak", ...) starting at ``start`` s."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    name: str
+    start: float = Field(ge=0.0)
+
+
 class TrackEntry(BaseModel):
     """One entry of ``tracklist.json``.
 
@@ -59,7 +68,8 @@ class TrackEntry(BaseModel):
     track's cache files, stems folder and renders. src: the audio file, relative to the
     album folder. bpm: the tempo prior for beat tracking (20–300), or null when unknown.
     markers: section starts in seconds, ascending — plain numbers or
-    ``{"time": s, "label": "build"}``.
+    ``{"time": s, "label": "build"}``. sections: optional named parts
+    ``[{"name": "intro", "start": 0.0}, ...]``, ascending.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
@@ -71,6 +81,7 @@ class TrackEntry(BaseModel):
     bpm: float | None = None
     key: str | None = None
     markers: tuple[Marker, ...] = ()
+    sections: tuple[Section, ...] = ()
 
     @field_validator("id")
     @classmethod
@@ -113,6 +124,18 @@ class TrackEntry(BaseModel):
                 raise ValueError(
                     f"markers must be in ascending time order: marker {i} at "
                     f"{value[i].time:g} s comes after {value[i - 1].time:g} s"
+                )
+        return value
+
+    @field_validator("sections")
+    @classmethod
+    def _sorted_sections(cls, value: tuple[Section, ...]) -> tuple[Section, ...]:
+        for i in range(1, len(value)):
+            if value[i].start < value[i - 1].start:
+                raise ValueError(
+                    f"sections must be in ascending order of start: section {i} "
+                    f"({value[i].name!r}) at {value[i].start:g} s comes after "
+                    f"{value[i - 1].start:g} s"
                 )
         return value
 
@@ -182,6 +205,10 @@ class Track:
     @property
     def marker_times(self) -> tuple[float, ...]:
         return self.entry.marker_times
+
+    @property
+    def sections(self) -> tuple[Section, ...]:
+        return self.entry.sections
 
 
 @dataclass(frozen=True)
@@ -421,6 +448,16 @@ def _resolve_track(root: Path, index: int, entry: TrackEntry, problems: list[_Pr
                     label,
                     f"markers[{k}].time",
                     f"{m.time:g} s is past the end of the track ({info.duration:.3f} s)",
+                )
+            )
+    for k, sec in enumerate(entry.sections):
+        if sec.start >= info.duration:
+            problems.append(
+                _Problem(
+                    label,
+                    f"sections[{k}].start",
+                    f"{sec.start:g} s ({sec.name!r}) is at or past the end of the track "
+                    f"({info.duration:.3f} s)",
                 )
             )
     stems = _find_stems(root, entry.id, label, problems)

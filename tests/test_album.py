@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stratum_kernel.album import AlbumWarning, TrackEntry, load_album
+from stratum_kernel.album import AlbumWarning, Section, TrackEntry, load_album
 from stratum_kernel.audio_io import load_audio
 from stratum_kernel.errors import AudioError, ConfigError, StratumError
 from tests.fixtures_audio import STEMS
@@ -340,3 +340,18 @@ def test_entry_model_directly():
     e = TrackEntry(id="x", src="a.wav", markers=[1.0, 2.0])
     assert e.marker_times == (1.0, 2.0) and e.title == "x"
     assert "markers" in TrackEntry.known_fields()
+
+
+def test_sections_are_known_and_checked(make_album):
+    sections = [{"name": "intro", "start": 0.0}, {"name": "peak", "start": 1.0}]
+    root = make_album(1, duration=2.0, overrides={0: {"sections": sections}})
+    t = load_album(root).track("track1")
+    assert t.sections == (Section(name="intro", start=0.0), Section(name="peak", start=1.0))
+    bad = [{"name": "peak", "start": 1.0}, {"name": "intro", "start": 0.5}]
+    root = make_album(1, duration=2.0, overrides={0: {"sections": bad}}, name="b")
+    with pytest.raises(ConfigError, match=r"field 'sections': sections must be in ascending"):
+        load_album(root)
+    late = [{"name": "outro", "start": 2.5}]
+    root = make_album(1, duration=2.0, overrides={0: {"sections": late}}, name="c")
+    with pytest.raises(ConfigError, match=r"field 'sections\[0\]\.start': 2.5 s \('outro'\)"):
+        load_album(root)

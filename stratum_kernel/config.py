@@ -58,9 +58,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# heights that are not multiples of 16 but that every encoder and player handles
+STANDARD_HEIGHTS = frozenset({1080})
+
+
 def parse_resolution(value: Any) -> tuple[int, int]:
     """``'1280x720'``, ``[1280, 720]`` or ``(1280, 720)`` → ``(1280, 720)``; checks that
-    both sides are divisible by 16 and within 64×64 … 7680×4320."""
+    both sides are divisible by 16 and within 64×64 … 7680×4320.
+
+    One exception: a height of 1080 (1920×1080 is the most common film size). H.264
+    codes it as 1088 rows with a 8-row crop, so it costs nothing and people expect it."""
     if isinstance(value, str):
         parts = value.lower().replace("×", "x").split("x")
         if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
@@ -81,7 +88,7 @@ def parse_resolution(value: Any) -> tuple[int, int]:
                             ("height", h, MIN_SIZE[1], MAX_SIZE[1])):
         if not lo <= v <= hi:
             raise ValueError(f"{side} {v} is outside {lo}..{hi}")
-        if v % 16:
+        if v % 16 and not (side == "height" and v in STANDARD_HEIGHTS):
             down, up = v - v % 16, v - v % 16 + 16
             raise ValueError(
                 f"{side} {v} is not divisible by 16 (the codec works in 16-pixel blocks); "

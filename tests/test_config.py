@@ -54,7 +54,8 @@ def test_defaults_are_valid_and_json_for_meta():
         ({"frame_rate": 23}, "frame_rate", "greater than or equal to 24"),
         ({"frame_rate": 121}, "frame_rate", "less than or equal to 120"),
         ({"resolution": "1281x720"}, "resolution", "use 1280 or 1296"),
-        ({"resolution": [1280, 1080]}, "resolution", "not divisible by 16"),
+        ({"resolution": [1280, 1084]}, "resolution", "not divisible by 16"),
+        ({"resolution": [1080, 720]}, "resolution", "not divisible by 16"),
         ({"resolution": "big"}, "resolution", "WIDTHxHEIGHT"),
         ({"resolution": [32, 32]}, "resolution", "outside"),
         ({"resolution": [1280.5, 720]}, "resolution", "two integers"),
@@ -114,6 +115,7 @@ def test_several_problems_are_reported_together():
 
 def test_resolution_forms():
     assert parse_resolution("1920x1088") == (1920, 1088)
+    assert parse_resolution("1920x1080") == (1920, 1080)  # the one standard exception
     assert parse_resolution("640×368") == (640, 368)
     assert parse_resolution([1280, 720]) == (1280, 720)
     assert load_render_config(None, {"resolution": (640, 368)}).resolution == (640, 368)

@@ -166,3 +166,22 @@ def test_table_shows_unknown_values_as_dashes():
     assert row.split()[-4:] == ["-", "0.0", "-", "none"]
     assert table.splitlines()[-1].endswith("album loudness -, max true peak -")
     assert "total: 1 track," in table
+
+
+def test_short_and_silent_tracks(tmp_path, cache_root, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    from tests.fixtures_audio import click_track
+
+    root = tmp_path / "edge"
+    root.mkdir()
+    sf.write(root / "01 short.wav", click_track(120.0, 0.3, 22050)[0], 22050)
+    sf.write(root / "02 silent.flac", np.zeros((2 * 44100, 2), dtype=np.float32), 44100)
+    assert cli.main(["analyze", "--album", str(root), "--json", str(tmp_path / "s.json")]) == 0
+    rows = json.loads((tmp_path / "s.json").read_text())["tracks"]
+    assert rows[0]["duration_s"] == 0.3 and rows[0]["frames"] == 9
+    assert rows[0]["integrated_lufs"] is not None
+    assert rows[1]["integrated_lufs"] is None and rows[1]["true_peak_dbtp"] is None
+    silent_row = capsys.readouterr().out.splitlines()[4]
+    assert "02-silent" in silent_row and " - " in silent_row

@@ -162,3 +162,12 @@ def test_validate_per_field_every_kind():
         assert params == model() and messages == []
     params, messages = validate_per_field("spectral", None, source="x")
     assert params == SpectralParams() and messages == []
+
+
+def test_in_memory_settings_never_touch_disk(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = VisualizationSettings.in_memory()
+    s.set("stem_waveform", {"smoothing": 3})
+    assert s.get("stem_waveform").smoothing == 3
+    s.reset()
+    assert list(tmp_path.iterdir()) == []

@@ -223,18 +223,24 @@ class VisualizationSettings:
     ``visualizations`` section and keeps other top-level keys.
     """
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, *, persist: bool = True):
         self.path = Path(path).expanduser().resolve() if path is not None else settings_path()
+        self.persist = persist
         self._values: dict[str, _ViewParams] = {}
         self._stored: set[str] = set()
         self._loaded = False
         self._lock = threading.RLock()
 
     # ---- reading ------------------------------------------------------------------
+    @classmethod
+    def in_memory(cls) -> VisualizationSettings:
+        """Defaults that are never read from or written to a file (benchmarks, tests)."""
+        return cls(Path.cwd() / "in-memory-settings.yaml", persist=False)
+
     def _read_document(self) -> dict[str, Any]:
         import yaml
 
-        if not self.path.exists():
+        if not self.persist or not self.path.exists():
             return {}
         try:
             doc = yaml.safe_load(self.path.read_text(encoding="utf-8"))
@@ -342,6 +348,8 @@ class VisualizationSettings:
 
         with self._lock:
             self._ensure()
+            if not self.persist:
+                return self.path
             doc = self._read_document() if self.path.exists() else {}
             section = {k: self._values[k].model_dump(mode="json") for k in PARAM_MODELS
                        if k in self._stored}

@@ -63,18 +63,13 @@ def column_times(width: int, t0: float, t1: float) -> np.ndarray:
     return t0 + (t1 - t0) * np.arange(width + 1, dtype=np.float64) / width
 
 
-def fill(image: np.ndarray, rgb: tuple[int, int, int]) -> None:
-    image[..., :3] = np.asarray(rgb, dtype=np.uint8)
-    if image.shape[-1] == 4:
-        image[..., 3] = 255
-
-
 def new_image(height: int, width: int, rgb: tuple[int, int, int], alpha: bool = False
               ) -> np.ndarray:
     """uint8 [height, width, 3|4] filled with ``rgb`` (alpha 255)."""
-    img = np.empty((height, width, 4 if alpha else 3), dtype=np.uint8)
-    fill(img, rgb)
-    return img
+    px = np.array([*rgb, 255] if alpha else list(rgb), dtype=np.uint8)
+    row = np.tile(px, (max(width, 0), 1))
+    # repeating a ready row is a memcpy per line; broadcasting a 3-byte pixel is not
+    return np.repeat(row[None], max(height, 0), axis=0)
 
 
 def vline(image: np.ndarray, x: int, rgb: tuple[int, int, int], *, width: int = 1,

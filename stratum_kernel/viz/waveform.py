@@ -125,24 +125,30 @@ def paint_counts(counts: np.ndarray, colors: list[tuple[int, int, int]],
     """
     n_stems, width = counts.shape
     half = (height + 1) // 2 if mirror else height
-    channels = 4 if alpha else 3
     bg = np.asarray(background, dtype=np.int32)
-    palette = np.empty((n_stems + 1, channels), dtype=np.uint8)
+    palette = np.empty((n_stems + 1, 4), dtype=np.uint8)
     for s, rgb in enumerate(colors):
         palette[s, :3] = blend_percent(np.asarray(rgb), bg, opacity)
+    palette[:n_stems, 3] = 255
     palette[n_stems, :3] = bg
-    if alpha:
-        palette[:n_stems, 3] = 255
-        palette[n_stems, 3] = background_alpha
-    k = np.arange(half, dtype=np.int64)[:, None]
-    cum = np.cumsum(counts, axis=0)
-    index = np.zeros((half, width), dtype=np.intp)
+    palette[n_stems, 3] = background_alpha if alpha else 255
+    # index of the colour of side pixel k in each column: how many stems end at or below k
+    k = np.arange(half, dtype=np.int32)[:, None]
+    cum = np.cumsum(counts, axis=0).astype(np.int32)
+    index = np.zeros((half, width), dtype=np.uint8)
     for s in range(n_stems):
-        index += k >= cum[s][None, :]
-    side = palette[index]  # [half, W, C]: row k is k pixels out from the centre
-    if not mirror:
-        return np.ascontiguousarray(side[::-1])
-    return np.concatenate([side[::-1], side[2 * half - height:]], axis=0)
+        index += (k >= cum[s][None, :]).view(np.uint8)
+    # each output row shows side pixel k_row; rows are gathered as whole uint8 lines, then
+    # one 4-byte palette lookup per pixel (a uint32 view: much faster than [..., 3] indexing)
+    y = np.arange(height)
+    k_row = np.maximum((height - 1) // 2 - y, y - height // 2) if mirror else height - 1 - y
+    p32 = palette.view(np.uint32).ravel()
+    rgba = p32[index[k_row]].view(np.uint8).reshape(height, width, 4)
+    if alpha:
+        return rgba
+    import cv2
+
+    return cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB)
 
 
 def render_stem_waveform(columns: np.ndarray | Mapping[str, np.ndarray],
@@ -323,8 +329,13 @@ class StemEnvelope:
         return np.sqrt(total / np.maximum(count, 1)).astype(np.float32)
 
     def reference_q(self, width: int, mode: str = "peak") -> int:
-        """The loudest column total (level units) of the whole track at ``width`` columns."""
-        return reference_units(quantize_levels(self.columns(width, mode=mode)))
+        """The loudest column total (level units) of the whole track at ``width`` columns
+        (cached per width and mode: every zoomed view of the track shares it)."""
+        cache = self.__dict__.setdefault("_references", {})
+        key = (int(width), mode)
+        if key not in cache:
+            cache[key] = reference_units(quantize_levels(self.columns(width, mode=mode)))
+        return cache[key]
 
 
 def album_reference_q(envelopes: list[StemEnvelope], width: int, mode: str = "peak") -> int:

@@ -53,14 +53,15 @@ class StemWaveformView(anywidget.AnyWidget):
     def __init__(self, envelope: StemEnvelope, *, panel: ParamPanel | None = None,
                  width: int = 1200, height: int = 200, t0: float = 0.0,
                  t1: float | None = None, title: str = "",
-                 album_reference_q: int | None = None, **kwargs: Any):
+                 album_reference: int | Callable[[int, str], int] | None = None, **kwargs: Any):
         self.envelope = envelope
         self.panel = panel or panel_for("stem_waveform")
         self._mode: str | None = None
+        self._album_reference = album_reference
         params = self.panel.params
         super().__init__(width=width, height=height, t0=t0,
                          t1=envelope.duration if t1 is None else t1, title=title,
-                         names=list(envelope.names), album_reference_q=album_reference_q or 0,
+                         names=list(envelope.names),
                          params=params.model_dump(mode="json"),
                          adopt_local=not self.panel.from_file, **kwargs)
         self._refresh_levels(params.level)
@@ -68,8 +69,14 @@ class StemWaveformView(anywidget.AnyWidget):
         self.panel.subscribe(self._on_panel, call_now=False)
 
     def _refresh_levels(self, mode: str) -> None:
+        """Send the columns (and references) for the current range, width and level mode.
+
+        album_reference: an int, or ``fn(width, mode) -> int`` (e.g. over the album's
+        envelopes) so that switching peak/RMS keeps album-relative scaling right."""
         cols = self.envelope.columns(self.width, self.t0, self.t1, mode=mode)
         self.reference_q = self.envelope.reference_q(self.width, mode)
+        ref = self._album_reference
+        self.album_reference_q = int(ref(self.width, mode) if callable(ref) else (ref or 0))
         self.levels = quantize_levels(cols).astype("<u2").tobytes()
         self._mode = mode
 

@@ -242,9 +242,13 @@ def stem_levels(stems: Stems) -> dict[str, StemLevel]:
     stems compare on one scale (dBFS of the stem as it sits in the mix)."""
     out = {}
     for s, y in stems.items():
-        y = np.asarray(y, dtype=np.float64)
-        peak = float(np.max(np.abs(y))) if y.size else 0.0
-        rms = float(np.sqrt(np.mean(y * y))) if y.size else 0.0
+        flat = np.asarray(y, dtype=np.float32).ravel()
+        if not flat.size:
+            out[s] = StemLevel(SILENCE_DBFS, SILENCE_DBFS)
+            continue
+        peak = max(float(flat.max()), -float(flat.min()))
+        # the dot product accumulates in float32 pairwise blocks; float64 for the division
+        rms = math.sqrt(float(np.dot(flat, flat)) / flat.size)
         out[s] = StemLevel(level_dbfs(peak), level_dbfs(rms))
     return out
 
@@ -400,9 +404,10 @@ class ExportReport:
     def peak_dbfs(self) -> float:
         return level_dbfs(self.peak)
 
-    def summary(self) -> str:
-        """One line for the command line and the dashboard."""
-        where = str(self.path) if self.path else self.kind
+    def summary(self, label: str | None = None) -> str:
+        """One line for the command line and the dashboard, starting with ``label`` (default:
+        the path, or the kind of export)."""
+        where = label or (str(self.path) if self.path else self.kind)
         text = (
             f"{where}: {self.frames / self.sample_rate:.2f} s, {self.channels} ch, "
             f"{self.sample_rate} Hz, {self.subtype}, peak {self.peak_dbfs:.1f} dBFS"
@@ -463,9 +468,9 @@ def encode_audio(y: np.ndarray, sr: int, fmt: str, subtype: str) -> tuple[bytes,
 def write_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through ``<name>.tmp-<pid>`` and ``os.replace``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(data)
         os.replace(tmp, path)
     except OSError as err:

@@ -417,3 +417,203 @@ def test_stems_zip_normalisation_keeps_the_balance(stems):
     np.testing.assert_allclose(decoded["bass"], stems["bass"] * g, atol=1e-6)
     np.testing.assert_allclose(decoded["drums"], stems["drums"] * g * db_to_linear(6.0),
                                atol=1e-6)
+
+
+# ------------------------------------------------------------------ the widget (Python side)
+
+
+@pytest.fixture
+def widget_stems() -> dict[str, np.ndarray]:
+    return album_stems(120.0, 0.5, 44100, channels=2)
+
+
+@pytest.mark.parametrize(("encoding", "mono", "sr", "rate"),
+                         [("flac", False, 44100, 22050), ("wav", True, 44100, 22050),
+                          ("flac", False, 8000, 8000)])
+def test_encode_preview(widget_stems, encoding, mono, sr, rate):
+    from stratum_kernel.audio_io import resample
+    from stratum_kernel.mixer_widget import encode_preview
+
+    y = widget_stems["bass"] if sr == 44100 else album_stems(120.0, 0.5, sr)["bass"]
+    data = encode_preview(y, sr, encoding=encoding, mono=mono)
+    back, got_rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    info = sf.info(io.BytesIO(data))
+    assert got_rate == rate and info.format == encoding.upper() and info.subtype == "PCM_16"
+    ref = y.mean(axis=0, keepdims=True) if mono else y
+    np.testing.assert_allclose(back.T, resample(ref, sr, rate), atol=2.0**-15 + 1e-6)
+
+
+def test_encode_preview_refuses_unknown_encoding(widget_stems):
+    from stratum_kernel.mixer_widget import encode_preview
+
+    with pytest.raises(ConfigError, match="unknown preview encoding 'mp3'"):
+        encode_preview(widget_stems["bass"], 44100, encoding="mp3")
+
+
+def test_widget_traits(widget_stems):
+    import traitlets
+
+    from stratum_kernel.mixer_widget import STEM_COLORS, StemMixer
+
+    w = StemMixer(widget_stems, 44100, state={"vocals": {"mute": True}}, title="Track 1")
+    assert w.names == list(STEM_NAMES) and len(w.audio) == 4
+    assert w.sample_rate == 22050 and w.duration == pytest.approx(0.5)
+    assert w.mixer_state == state_of(vocals={"mute": True})
+    assert set(w.state) == {*STEM_NAMES, "master_db"}  # completed for the browser
+    assert w.colors == STEM_COLORS
+    assert w.levels["bass"]["peak_dbfs"] == pytest.approx(
+        stem_levels(widget_stems)["bass"].peak_dbfs)
+    w.state = {"bass": {"solo": True}}
+    assert w.state["bass"] == {"gain_db": 0.0, "mute": False, "solo": True}
+    assert w.state["vocals"]["mute"] is False
+    with pytest.raises(traitlets.TraitError, match=r"drums\.gain_db"):
+        w.state = {"drums": {"gain_db": 99}}
+    w.mixer_state = MixerState().with_stem("other", gain_db=-12)
+    assert w.state["other"]["gain_db"] == -12.0
+    spec = w.render_spec("soundtrack")
+    assert spec.applies_to == "soundtrack" and spec.state.other.gain_db == -12.0
+    w.position = 7.0
+    assert w.position == pytest.approx(0.5)
+    w.position = -1.0
+    assert w.position == 0.0
+
+
+def test_widget_refuses_unknown_stems(widget_stems):
+    from stratum_kernel.mixer_widget import StemMixer
+
+    with pytest.raises(ConfigError, match="expected stems named"):
+        StemMixer({"guitar": widget_stems["bass"]}, 44100)
+
+
+def test_widget_subset_of_stems(widget_stems):
+    from stratum_kernel.mixer_widget import StemMixer
+
+    w = StemMixer({"vocals": widget_stems["vocals"], "drums": widget_stems["drums"]}, 44100,
+                  preview_sr=11025, mono=True, encoding="wav")
+    assert w.names == ["drums", "vocals"] and w.sample_rate == 11025
+    assert sf.info(io.BytesIO(w.audio[0])).channels == 1
+
+
+def test_widget_export_buttons(widget_stems, tmp_path):
+    from stratum_kernel.mixer_widget import StemMixer
+
+    w = StemMixer(widget_stems, 44100, state={"drums": {"solo": True}}, title="Track 1",
+                  export_dir=tmp_path / "exports")
+    sent = []
+    w.send = lambda content, buffers=None: sent.append((content, buffers))
+    w._on_custom_msg(w, {"type": "export", "what": "wav"}, [])
+    w._on_custom_msg(w, {"type": "export", "what": "zip", "format": "wav"}, [])
+    w._on_custom_msg(w, {"type": "something else"}, [])
+    assert [c["type"] for c, _ in sent] == ["export_ready", "export_ready"]
+    (wav_msg, (wav_bytes,)), (zip_msg, (zip_bytes,)) = sent
+    assert wav_msg["name"] == "Track-1-mix.wav" and wav_msg["mime"] == "audio/wav"
+    y, sr = sf.read(io.BytesIO(wav_bytes), always_2d=True)
+    assert sr == 44100
+    np.testing.assert_allclose(y.T, widget_stems["drums"], atol=2.0**-23 + 1e-7)
+    assert (tmp_path / "exports" / "Track-1-mix.wav").read_bytes() == wav_bytes
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as zf:
+        assert "Track-1-stems/drums.wav" in zf.namelist()
+        assert json.loads(zf.read("Track-1-stems/mixer.json"))["track"] == "Track 1"
+    assert zip_msg["name"] == "Track-1-stems.zip"
+    assert str(tmp_path / "exports" / "Track-1-stems.zip") in w.export_status
+    assert w.last_export.kind == "zip"
+    sent.clear()
+    w._on_custom_msg(w, {"type": "export", "what": "zip", "format": "mp3"}, [])
+    assert sent == [({"type": "export_error", "message": sent[0][0]["message"]}, None)]
+    assert "unknown stem format 'mp3'" in w.export_status
+    sent.clear()
+    w.export_dir = None
+    w._on_custom_msg(w, {"type": "export", "what": "wav"}, [])
+    assert sent[0][0]["summary"].startswith("Track-1-mix.wav: ")
+
+
+def test_widget_file_exports(widget_stems, tmp_path):
+    from stratum_kernel.mixer_widget import StemMixer
+
+    w = StemMixer(widget_stems, 44100, state={"bass": {"mute": True}}, title="t")
+    report = w.export_wav(tmp_path / "m.wav", subtype="FLOAT")
+    y, _ = sf.read(tmp_path / "m.wav", always_2d=True)
+    np.testing.assert_allclose(y.T, mix(widget_stems, w.mixer_state), atol=1e-7)
+    assert report.path == tmp_path / "m.wav"
+    w.export_zip(tmp_path / "s.zip")
+    with zipfile.ZipFile(tmp_path / "s.zip") as zf:
+        assert json.loads(zf.read("s/mixer.json"))["state"]["bass"]["mute"] is True
+    with pytest.raises(ConfigError, match="unknown export"):
+        w.export_bytes("mp4")
+
+
+def test_widget_links_to_a_timeline(widget_stems):
+    import ipywidgets
+
+    from stratum_kernel.mixer_widget import StemMixer
+
+    w = StemMixer(widget_stems, 44100)
+    slider = ipywidgets.FloatSlider(min=0, max=w.duration, step=0.05)
+    play = ipywidgets.Play()
+    toggle = ipywidgets.ToggleButton()
+    links = w.link_timeline(position=slider, playing=play)
+    assert [(ln.source, ln.target) for ln in links] == [
+        ((w, "position"), (slider, "value")), ((w, "playing"), (play, "playing"))]
+    (link,) = w.link_timeline(playing=(toggle, "value"))
+    assert link.target == (toggle, "value")
+
+
+def test_widget_from_track(make_album, monkeypatch):
+    from dataclasses import dataclass
+
+    from stratum_kernel.album import load_album
+    from stratum_kernel.audio_io import load_audio
+    from stratum_kernel.mixer_widget import StemMixer
+
+    try:
+        import stratum_kernel.stems  # noqa: F401
+    except ModuleNotFoundError:  # until stems.py exists: a stand-in for bundled stems
+        import sys
+        import types
+
+        @dataclass
+        class StemSet:
+            stems: dict
+            sr: int
+            source: str
+
+        def load_stems(track, *, cache_root=None, backend="auto"):
+            loaded = {s: load_audio(p) for s, p in track.stem_paths.items()}
+            return StemSet({s: y for s, (y, _) in loaded.items()}, loaded["bass"][1], "bundled")
+
+        module = types.ModuleType("stratum_kernel.stems")
+        module.load_stems = load_stems
+        monkeypatch.setitem(sys.modules, "stratum_kernel.stems", module)
+
+    root = make_album(1, duration=0.5, sr=SR, stems=True)
+    track = load_album(root).track("track1")
+    w = StemMixer.from_track(track, preview_sr=SR)
+    assert w.title == "Track 1" and w.sample_rate == SR
+    back = sf.read(io.BytesIO(w.audio[w.names.index("vocals")]), always_2d=True)[0].T
+    np.testing.assert_allclose(back, load_audio(track.stem_paths["vocals"])[0],
+                               atol=2.0**-15 + 1e-6)
+
+
+@pytest.mark.parametrize(("alias", "subtype"), [("24", "PCM_24"), ("16", "PCM_16"),
+                                                ("float32", "FLOAT"), ("32f", "FLOAT")])
+def test_subtype_aliases(tmp_path, stems, alias, subtype):
+    report = export_mix_wav(stems, SR, MixerState(), tmp_path / "a.wav", subtype=alias)
+    assert report.subtype == subtype == sf.info(tmp_path / "a.wav").subtype
+
+
+def test_unwritable_destination_is_a_clear_error(tmp_path, stems):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(AudioError, match="could not write"):
+        export_mix_wav(stems, SR, MixerState(), blocker / "mix.wav")
+
+
+def test_stem_zip_clipping_is_reported(stems, caplog):
+    loud = state_of(drums=12.0, master_db=12.0)
+    _, report = stems_zip_bytes(stems, SR, loud)
+    assert report.clipped_samples > 0 and "CLIPPED" in caplog.text
+    assert report.stem_peaks_dbfs["drums"] > 0
+
+
+def test_levels_of_an_empty_stem():
+    assert stem_levels({"bass": np.zeros((2, 0), np.float32)})["bass"].rms_dbfs == SILENCE_DBFS

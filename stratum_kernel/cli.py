@@ -39,7 +39,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name, (_, help_text) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
-        sp.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+        # SUPPRESS keeps `stratum --debug <command>` from being reset by the subparser
+        sp.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
         if name == command:
             _load_command(name).add_arguments(sp)
     return parser

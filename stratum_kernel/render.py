@@ -377,15 +377,18 @@ def _default_run_id(fingerprint: str) -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + fingerprint[:6]
 
 
-def _open_log(run_dir: Path) -> logging.Handler:
+def _open_log(run_dir: Path) -> tuple[logging.Handler, int]:
+    """Send stratum's INFO messages to ``<run>/render.log`` (appending on resume); returns
+    the handler and the logger level to restore."""
     handler = logging.FileHandler(run_dir / "render.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     root = logging.getLogger("stratum_kernel")
+    level = root.level
     root.addHandler(handler)
-    if root.level == logging.NOTSET or root.level > logging.INFO:
+    if level == logging.NOTSET or level > logging.INFO:
         root.setLevel(logging.INFO)
-    return handler
+    return handler, level
 
 
 def render_album(config: RenderConfig, *, progress: bool = True, resume: bool = False,
@@ -431,12 +434,18 @@ def render_album(config: RenderConfig, *, progress: bool = True, resume: bool = 
             )
     else:
         _write_json(fp_path, {"fingerprint": fp})
-    handler = _open_log(run_dir)
+    handler, level = _open_log(run_dir)
     try:
         return _render_run(ctx, run_id, run_dir, model_sha, progress=progress,
                            on_chunk=on_chunk, t0=t0)
+    except BaseException as err:
+        log.error("run %s stopped: %s: %s (continue it with --resume --run-id %s)", run_id,
+                  type(err).__name__, err, run_id)
+        raise
     finally:
-        logging.getLogger("stratum_kernel").removeHandler(handler)
+        logger = logging.getLogger("stratum_kernel")
+        logger.removeHandler(handler)
+        logger.setLevel(level)
         handler.close()
 
 

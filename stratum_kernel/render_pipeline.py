@@ -159,6 +159,7 @@ class TrackRun:
         n = job.n_frames
         self.chunks = [(i, a, min(a + cf, n)) for i, a in enumerate(range(0, n, cf))]
         self.state = self._load_state()
+        self.timings: dict[str, float] = {}  # seconds per phase (not in meta.json)
 
     def _load_state(self) -> dict:
         fresh = {"track": self.job.track_id, "n_frames": self.job.n_frames,
@@ -291,6 +292,7 @@ def render_track_chunks(run: TrackRun, *, progress: bool = True,
         bar.close()
     rendered = sum(u.stop - u.start for u in units)
     secs = time.perf_counter() - t0
+    run.timings["frames"] = secs
     if rendered:
         log.info("%s: %d frames in %.2f s (%.2f fps, %.2fx real time)", job.track_id, rendered,
                  secs, rendered / secs, rendered / secs / fps)
@@ -301,6 +303,7 @@ def render_track_chunks(run: TrackRun, *, progress: bool = True,
     rep = check_film(film, frames=job.n_frames, fps=fps, audio_duration=audio["duration"],
                      size=(width, height))
     info = _track_info(run, film, audio, rep)
+    run.timings["finish"] = time.perf_counter() - t0 - secs
     run.state["done"] = info
     run.save_state()
     return info

@@ -1,0 +1,221 @@
+"""``stratum bench render``: the render pipeline against a naive loop and bare x264.
+
+The same frames (10 s at 1280×720, 24 fps — the draft profile — with the model in
+``models/``; ``--quick``: 3 s at 640×352) are produced three ways:
+
+- **pipeline**: stratum's renderer (decode, post-FX and encode overlapping, per-chunk
+  segments and digests), timed for the frames phase and end to end (audio, segment join,
+  checks, decoded digests, previews, album film);
+- **naive**: one frame at a time, decode → post-FX → encode, in one thread;
+- **bare x264**: ffmpeg encoding the pre-computed frames from a raw file at the same
+  settings (the encoder's ceiling on this machine).
+
+The album analysis is replaced by synthetic features (librosa is not what is measured).
+Prints fps, the real-time factor and the ratios, and BENCHMARKS.md-ready table rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from stratum_kernel.bench.timing import machine_description, median, print_table, write_json
+
+
+class SyntheticAnalysis:
+    """FrameFeatures with music-like motion (a 120 bpm pulse, a slow swell), no librosa."""
+
+    def __init__(self, markers: tuple[float, ...] = ()):
+        self.markers = markers
+
+    def frame_features(self, track_id, *, fps, start=0.0, end=None, album_normalised=True):
+        from stratum_kernel.timeline import FrameFeatures, frame_count, frame_times
+
+        n = frame_count(end - start, fps)
+        t = frame_times(n, fps, start)
+        beat = (t * 2.0) % 1.0
+        pulse = np.exp(-beat * 6).astype(np.float32)
+        swell = (0.5 + 0.5 * np.sin(t * 0.7)).astype(np.float32)
+        values = {
+            "rms": 0.3 + 0.5 * swell * (0.6 + 0.4 * pulse), "onset": pulse,
+            "harmonic": swell, "percussive": pulse, "centroid": 0.5 + 0.3 * np.sin(t * 0.3),
+            "flatness": np.full(n, 0.2), "chroma": np.abs(np.sin(np.outer(np.arange(1, 13), t))),
+            "mfcc": np.cos(np.outer(np.arange(13), t * 0.5)),
+        }
+        stems = {s: {"envelope": swell, "onset": pulse} for s in ("drums", "bass", "other",
+                                                                   "vocals")}
+        return FrameFeatures(
+            track_id=track_id, fps=fps, start=start, n_frames=n,
+            values={k: np.asarray(v, np.float32) for k, v in values.items()},
+            stems={s: {k: np.asarray(v, np.float32) for k, v in d.items()}
+                   for s, d in stems.items()},
+            beat_frames=np.flatnonzero(np.diff(np.floor(t * 2), prepend=-1) > 0),
+            beat_phase=beat.astype(np.float32), tempo=120.0, markers=self.markers,
+            section=np.searchsorted(np.asarray(self.markers), t, side="right").astype(np.int32),
+        )
+
+
+def _write_album(root: Path, seconds: float) -> Path:
+    import soundfile as sf
+
+    sr = 48000
+    t = np.arange(round(seconds * sr)) / sr
+    beat = (t * 2.0) % 1.0
+    y = 0.25 * np.sin(2 * np.pi * 110 * t) + 0.3 * np.exp(-beat * 30) * np.sin(2 * np.pi * 60 * t)
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    sf.write(root / "audio" / "bench.wav", np.stack([y, y], axis=1).astype(np.float32), sr,
+             subtype="FLOAT")
+    (root / "tracklist.json").write_text(json.dumps(
+        [{"id": "bench", "src": "audio/bench.wav", "bpm": 120.0,
+          "markers": [{"time": round(seconds / 2, 2), "label": "mid"}]}]))
+    return root
+
+
+def _config(album: Path, out: Path, size: tuple[int, int], seconds: float, models: str | None):
+    from stratum_kernel.config import RenderConfig
+
+    data = {
+        "album_dir": str(album), "output_root": str(out), "run_id": "bench",
+        "frame_rate": 24.0, "resolution": list(size),
+        "controller": {"preset": "pulse"},
+        "postfx": {"grain_intensity": 0.12, "vignette": 0.3, "persistence": 0.4},
+        "render": {"chunk_frames": 120, "duration": seconds},
+        "decoder": {"batch_size": 4, "threads": 1},
+    }
+    if models:
+        data["model_dir"] = models
+    return RenderConfig.from_dict(data)
+
+
+def _context(config, markers):
+    from stratum_kernel.render import RenderContext
+
+    return RenderContext(config, analysis=SyntheticAnalysis(markers))
+
+
+def _pipeline(album: Path, work: Path, size, seconds, models) -> dict:
+    """One stratum render; returns seconds for the frames phase and end to end."""
+    from stratum_kernel.render_pipeline import TrackRun, render_track_chunks
+
+    out = work / "pipe"
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = _config(album, out, size, seconds, models)
+    ctx = _context(cfg, (seconds / 2,))
+    job = ctx.job("bench")
+    ctx.decoder  # noqa: B018 - open the session before timing
+    run_dir = out / "bench"
+    t0 = time.perf_counter()
+    run = TrackRun(ctx, job, run_dir, work=run_dir / ".work" / "bench")
+    render_track_chunks(run, progress=False)
+    total = time.perf_counter() - t0
+    return {"frames": job.n_frames, "frames_s": run.timings["frames"], "total_s": total}
+
+
+def _naive(album: Path, work: Path, size, seconds, models, raw: Path) -> dict:
+    """Decode → post-FX → encode one frame at a time; also stores the frames in ``raw``."""
+    from stratum_kernel.encode import VideoEncoder
+
+    cfg = _config(album, work / "naive", size, seconds, models)
+    ctx = _context(cfg, (seconds / 2,))
+    job = ctx.job("bench")
+    ctx.decoder  # noqa: B018
+    w, h = size
+    frames = np.memmap(raw, dtype=np.uint8, mode="w+", shape=(job.n_frames, h, w, 3))
+    k_max = job.postfx.persistence_frames
+    history = np.zeros((0, *ctx.model.image_size, 3), np.uint8)
+    cpu = {"decode": 0.0, "postfx": 0.0}
+    t0 = time.perf_counter()
+    with VideoEncoder(work / "naive.mp4", width=w, height=h, fps=job.fps,
+                      params=cfg.encode) as enc:
+        for i in range(job.n_frames):
+            c0 = time.process_time()  # this process only: ffmpeg is a child process
+            decoded = ctx.decode(job, i, i + 1)
+            c1 = time.process_time()
+            k = job.history_count(i)
+            out = ctx.postfx(job, decoded, i, history[len(history) - k:] if k else None)
+            c2 = time.process_time()
+            cpu["decode"] += c1 - c0
+            cpu["postfx"] += c2 - c1
+            enc.write(out)
+            frames[i] = out[0]
+            history = np.concatenate([history, decoded])[-k_max:]
+    secs = time.perf_counter() - t0
+    frames.flush()
+    return {"frames": job.n_frames, "s": secs, **{f"cpu_{k}": v for k, v in cpu.items()}}
+
+
+def _bare(raw: Path, work: Path, size, n: int, models, album, seconds) -> dict:
+    from stratum_kernel.encode import BITEXACT, ffmpeg_exe, video_args
+
+    cfg = _config(album, work / "bare", size, seconds, models)
+    w, h = size
+    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo",
+           "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", "24", "-i", str(raw), "-an",
+           *video_args(cfg.encode, w, h, 24.0), *BITEXACT, "-f", "mp4", str(work / "bare.mp4")]
+    c0 = os.times()
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    c1 = os.times()
+    child_cpu = (c1.children_user + c1.children_system) - (c0.children_user + c0.children_system)
+    return {"frames": n, "s": time.perf_counter() - t0, "cpu_x264": child_cpu}
+
+
+def run(args: argparse.Namespace) -> int:
+    quick = bool(getattr(args, "quick", False))
+    size, seconds = ((640, 352), 3.0) if quick else ((1280, 720), 10.0)
+    repeats = 1 if quick else max(1, min(int(getattr(args, "repeats", 3) or 3), 3))
+    models = getattr(args, "models", None)
+    work = Path(tempfile.mkdtemp(prefix="stratum-bench-render-"))
+    try:
+        album = _write_album(work / "album", seconds)
+        raw = work / "frames.rgb"
+        pipe, naive, bare = [], [], []
+        for _ in range(repeats):
+            naive.append(_naive(album, work, size, seconds, models, raw))
+            pipe.append(_pipeline(album, work, size, seconds, models))
+            bare.append(_bare(raw, work, size, naive[-1]["frames"], models, album, seconds))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    n = pipe[0]["frames"]
+    fps_pipe = n / median([p["frames_s"] for p in pipe])
+    fps_total = n / median([p["total_s"] for p in pipe])
+    fps_naive = n / median([p["s"] for p in naive])
+    fps_bare = n / median([b["s"] for b in bare])
+    ms = {k: 1000 * median([r[f"cpu_{k}"] for r in rows_src]) / n
+          for k, rows_src in (("decode", naive), ("postfx", naive), ("x264", bare))}
+    bound = 2000.0 / max(sum(ms.values()), 1e-9)
+    label = f"{size[0]}x{size[1]} 24 fps, {seconds:g} s ({n} frames), median of {repeats}"
+    rows = [
+        ("profile", label),
+        ("pipeline (frames)", f"{fps_pipe:6.1f} fps  {fps_pipe / 24:4.2f}x real time"),
+        ("pipeline end to end", f"{fps_total:6.1f} fps  {fps_total / 24:4.2f}x real time"),
+        ("naive sequential", f"{fps_naive:6.1f} fps  {fps_naive / 24:4.2f}x real time"),
+        ("bare x264 (raw file)", f"{fps_bare:6.1f} fps  {fps_bare / 24:4.2f}x real time"),
+        ("pipeline / naive",
+         f"{fps_pipe / fps_naive:4.2f}x (end to end {fps_total / fps_naive:4.2f}x)"),
+        ("pipeline / bare x264", f"{fps_pipe / fps_bare:4.2f}"),
+        ("CPU per frame", f"decode {ms['decode']:.1f} ms, post-FX {ms['postfx']:.1f} ms, "
+                          f"x264 {ms['x264']:.1f} ms"),
+        ("2-core bound", f"{bound:6.1f} fps (2 cores / CPU per frame; the pipeline's ceiling)"),
+    ]
+    print_table("render", rows)
+    print("\nBENCHMARKS.md rows:")
+    print("| measurement | fps | × real time |\n|---|---|---|")
+    for name, fps in (("pipeline, frames", fps_pipe), ("pipeline, end to end", fps_total),
+                      ("naive sequential", fps_naive), ("bare x264", fps_bare)):
+        print(f"| {name} ({label}) | {fps:.1f} | {fps / 24:.2f} |")
+    write_json(getattr(args, "json_path", None), "render", {
+        "profile": label, "machine": machine_description(), "fps_pipeline": fps_pipe,
+        "fps_end_to_end": fps_total, "fps_naive": fps_naive, "fps_bare_x264": fps_bare,
+        "ratio_pipeline_naive": fps_pipe / fps_naive, "cpu_ms_per_frame": ms,
+        "two_core_bound_fps": bound,
+    })
+    return 0

@@ -206,3 +206,106 @@ def test_widget_front_end_draws_mirrors_and_adopts(page, tmp_path, monkeypatch):
     page.evaluate(mount, state)
     assert page.evaluate("widgetSaved") == []
     clear_panels()
+
+
+VOILA_NB_SOURCE = """\
+import numpy as np
+from stratum_kernel.viz.waveform import StemEnvelope
+from stratum_kernel.viz.widgets import StemWaveformView, show
+rng = np.random.default_rng(5)
+stems = {n: (rng.standard_normal((2, 16000)) * 0.1 * (i + 1)).astype(np.float32)
+         for i, n in enumerate(("drums", "bass", "other", "vocals"))}
+env = StemEnvelope.from_stems(stems, 8000, block_rate=400)
+views = [StemWaveformView(env, width=240, height=60, title=f"view {i}") for i in range(2)]
+show(views)
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow  # starts Voila and a kernel
+def test_voila_panel_change_redraws_every_canvas(tmp_path, monkeypatch):
+    """In the Voila dashboard: untick 'mirror' in the shared panel; both canvases redraw
+    with exactly the Python renderer's pixels, the settings file and localStorage follow."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import nbformat
+    import yaml
+
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    settings = tmp_path / "stratum_settings.yaml"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(VOILA_NB_SOURCE)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, tmp_path / "dash.ipynb")
+    port = _free_port()
+    env = {**__import__("os").environ, "STRATUM_SETTINGS": str(settings)}
+    voila = Path(sys.executable).with_name("voila")
+    proc = subprocess.Popen(
+        [str(voila), str(tmp_path / "dash.ipynb"), "--no-browser", f"--port={port}",
+         "--Voila.ip=127.0.0.1"], cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = browser.new_page()
+            page.goto(url, wait_until="domcontentloaded", timeout=120000)
+            page.wait_for_function(
+                "document.querySelectorAll('.stratum-stem-waveform canvas').length == 2",
+                timeout=120000)
+            read = """() => Array.from(document.querySelectorAll('.stratum-stem-waveform canvas'))
+                .map(c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height)
+                .data; let s = ''; for (let i = 0; i < d.length; i += 8192)
+                { s += String.fromCharCode.apply(null, d.subarray(i, i + 8192)); }
+                return [btoa(s), Number(c.dataset.drawn)]; })"""
+            before = page.evaluate(read)
+            page.get_by_role("checkbox", name="mirror").click()
+            page.wait_for_function(
+                "Array.from(document.querySelectorAll('.stratum-stem-waveform canvas'))"
+                ".every(c => Number(c.dataset.drawn) >= 2)", timeout=60000)
+            after = page.evaluate(read)
+            stored = json.loads(page.evaluate(
+                "localStorage.getItem('stratum.viz.stem_waveform')"))
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert all(a[0] != b[0] for a, b in zip(after, before, strict=True))
+    assert stored["mirror"] is False
+    saved = yaml.safe_load(settings.read_text())["visualizations"]["stem_waveform"]
+    assert saved["mirror"] is False
+    # the same view built here renders the pixels the browser drew
+    from stratum_kernel.viz.panel import clear_panels
+    from stratum_kernel.viz.waveform import StemEnvelope
+    from stratum_kernel.viz.widgets import StemWaveformView
+
+    monkeypatch.setenv("STRATUM_SETTINGS", str(settings))
+    clear_panels()
+    rng = np.random.default_rng(5)
+    stems = {n: (rng.standard_normal((2, 16000)) * 0.1 * (i + 1)).astype(np.float32)
+             for i, n in enumerate(("drums", "bass", "other", "vocals"))}
+    view = StemWaveformView(StemEnvelope.from_stems(stems, 8000, block_rate=400), width=240,
+                            height=60)
+    assert view.params["mirror"] is False
+    np.testing.assert_array_equal(_pixels(after[0][0]).reshape(60, 240, 4),
+                                  view.python_render())
+    clear_panels()

@@ -88,3 +88,22 @@ def test_spectral_showcase_with_beats(make_album):
                       float)
     np.testing.assert_array_equal(views[0].last, render_track(
         "spectral", data, "track1", panel_for("spectral").params, width=80, height=24))
+
+
+@pytest.mark.slow  # starts a Jupyter kernel
+def test_notebook_runs_headless_with_papermill(make_album, tmp_path):
+    import papermill as pm
+
+    from stratum_kernel.paths import project_root
+
+    album = make_album(2, duration=2.0, sr=8000, stems=True, name="nb-album")
+    out = tmp_path / "pngs"
+    pm.execute_notebook(
+        str(project_root() / "notebooks" / "visualizations.ipynb"),
+        str(tmp_path / "out.ipynb"),
+        parameters={"album_dir": str(album), "kind": "stem_waveform", "width": 90,
+                    "height": 20, "export_dir": str(out)},
+        kernel_name="stratum", progress_bar=False, cwd=str(tmp_path),
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["track1-stem_waveform.png",
+                                                      "track2-stem_waveform.png"]

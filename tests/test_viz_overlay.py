@@ -167,3 +167,31 @@ def test_stems_audio_and_saved_params(settings, rng):
         build_overlay({"kind": "stem_waveform"}, duration=3.0, size=(W, H), settings=settings)
     with pytest.raises(ValueError, match="time span"):
         build_overlay({"kind": "loudness"}, size=(W, H), settings=settings)
+
+
+def test_through_postfx_chunking_never_changes_a_pixel(settings):
+    """The real post-FX stage calls the overlay per frame; any chunking gives the same film."""
+    from stratum_kernel.postfx import PostFXParams, apply_postfx
+
+    ff = frame_features(n=12, start=1.0)
+    ov = build_overlay({"kind": "stem_waveform", "height": 0.3, "opacity": 80}, features=ff,
+                       size=(64, 36), fps=FPS, settings=settings)
+    decoded = np.random.default_rng(4).integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    params = PostFXParams()
+
+    def run(lo, hi):
+        return apply_postfx(decoded[lo:hi], params, frame_indices=range(lo, hi), seed=1,
+                            track_id="t1", out_size=(64, 36), overlays=[ov], fps=FPS,
+                            start_time=1.0)
+
+    whole = run(0, 12)
+    parts = np.concatenate([run(0, 5), run(5, 6), run(6, 12)])
+    np.testing.assert_array_equal(whole, parts)
+    plain = apply_postfx(decoded, params, frame_indices=range(12), seed=1, track_id="t1",
+                         out_size=(64, 36))
+    band = slice(36 - 11, 36)
+    np.testing.assert_array_equal(whole[:, :band.start], plain[:, :band.start])
+    assert (whole[:, band] != plain[:, band]).any()
+    ph = parse_hex(settings.get("stem_waveform").playhead)
+    xs = [int(np.where((whole[i, band] == ph).all(axis=-1).all(axis=0))[0][0]) for i in (0, 6)]
+    assert xs == [0, 32]  # frame 6 is half-way through the 1.2 s strip

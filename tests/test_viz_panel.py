@@ -75,6 +75,7 @@ def test_panel_widget_controls_drive_the_params(isolated_settings):
     assert isinstance(controls["mirror"], w.Checkbox)
     assert isinstance(controls["level"], w.Dropdown)
     assert isinstance(controls["gain"], w.FloatSlider) and controls["gain"].step == 0.01
+    assert controls["smoothing"].continuous_update  # drawn client-side: live while dragging
     controls["opacity"].value = 42
     assert panel.params.opacity == 42
     controls["bass"].value = "#123456"
@@ -85,7 +86,10 @@ def test_panel_widget_controls_drive_the_params(isolated_settings):
     assert controls["opacity"].value == 100
     # every kind builds its controls
     for kind in ("loudness", "dynamics", "spectral"):
-        assert len(ParamPanel(kind).widget.children) > 4
+        other = ParamPanel(kind)
+        assert len(other.widget.children) > 4
+        sliders = [c for c in other._controls.values() if isinstance(c, w.FloatSlider)]
+        assert sliders and not any(c.continuous_update for c in sliders)
 
 
 def test_stem_view_follows_the_shared_panel(envelope, isolated_settings):
@@ -117,6 +121,14 @@ def test_stem_view_follows_the_shared_panel(envelope, isolated_settings):
     assert box.children[1] is panel.widget
     c = StemWaveformView(envelope, width=10, height=4)
     assert not c.adopt_local  # the file now holds values: they win
+    # stale or bad browser values: valid fields are taken, bad ones corrected in the browser
+    from stratum_kernel.viz.params import SettingsWarning
+
+    with pytest.warns(SettingsWarning, match="smoothing"):
+        c.params = {**c.params, "smoothing": 99, "opacity": 35, "retired_field": 1}
+    assert panel.params.opacity == 35 and panel.params.smoothing == 4  # bad value: kept
+    assert c.params["smoothing"] == 4 and "retired_field" not in c.params
+    assert a.params["opacity"] == 35
 
 
 def test_image_view_rerenders_on_change(isolated_settings):

@@ -171,3 +171,31 @@ def test_in_memory_settings_never_touch_disk(tmp_path, monkeypatch):
     assert s.get("stem_waveform").smoothing == 3
     s.reset()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fields_valid_only_together_are_kept(settings_file):
+    settings_file.parent.mkdir(parents=True)
+    settings_file.write_text(yaml.safe_dump({"visualizations": {
+        # each value alone breaks the rule with the other's default; together they are fine
+        "dynamics": {"loudness_floor": -60, "loudness_ceiling": -40},
+    }}))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = VisualizationSettings().load()
+    dyn = s.get("dynamics")
+    assert (dyn.loudness_floor, dyn.loudness_ceiling) == (-60, -40)
+
+
+def test_per_field_fallback_to_a_base():
+    base = StemWaveformParams(smoothing=4, opacity=60)
+    params, messages = validate_per_field(
+        "stem_waveform", {"smoothing": 99, "opacity": 35}, source="browser", base=base)
+    assert params.smoothing == 4 and params.opacity == 35
+    assert "keeping 4" in messages[0]
+    loud, messages = validate_per_field(
+        "loudness", {"ceiling_lufs": -28.0, "target_lufs": -20.0}, source="x",
+        base=LoudnessParams(floor_lufs=-30.0))
+    assert loud.ceiling_lufs == 0.0 and loud.target_lufs == -20.0
+    assert "breaks a rule" in messages[0] and "keeping 0.0" in messages[0]

@@ -30,6 +30,8 @@ Subscriber = Callable[[_ViewParams], None]
 
 # float fields: slider step
 _FLOAT_STEPS = {"gain": 0.01}
+# view types drawn client-side (anywidget canvas): their sliders update while dragging
+CLIENT_SIDE_KINDS = frozenset({"stem_waveform"})
 
 
 class ParamPanel:
@@ -119,8 +121,11 @@ class ParamPanel:
         import ipywidgets as w
 
         rows = []
+        # the stem waveform redraws in the browser: sliders update while dragging; the other
+        # views render in Python per change, so they update when the slider is released
+        live = self.kind in CLIENT_SIDE_KINDS
         for name, info in self.model.model_fields.items():
-            control = _control_for(name, info, getattr(self.params, name))
+            control = _control_for(name, info, getattr(self.params, name), live=live)
             if control is None:
                 continue
             control.observe(self._on_control(name), names="value")
@@ -167,7 +172,7 @@ def _bounds(info) -> tuple[float | None, float | None]:
     return lo, hi
 
 
-def _control_for(name: str, info, value):
+def _control_for(name: str, info, value, *, live: bool = True):
     """An ipywidgets control for one pydantic field, or None for unsupported types."""
     import ipywidgets as w
 
@@ -187,11 +192,11 @@ def _control_for(name: str, info, value):
     lo, hi = _bounds(info)
     if annotation is int and lo is not None and hi is not None:
         return w.IntSlider(value=value, min=int(lo), max=int(hi), description=label,
-                           continuous_update=True, style=style, layout=layout)
+                           continuous_update=live, style=style, layout=layout)
     if annotation is float and lo is not None and hi is not None:
         step = _FLOAT_STEPS.get(name, 0.5)
         return w.FloatSlider(value=value, min=float(lo), max=float(hi), step=step,
-                             description=label, continuous_update=True, style=style,
+                             description=label, continuous_update=live, style=style,
                              layout=layout, readout_format=".2f" if step < 0.1 else ".1f")
     return None
 

@@ -17,10 +17,19 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from stratum_kernel.errors import ConfigError
 from stratum_kernel.viz.raster import parse_hex
@@ -171,47 +180,64 @@ def settings_path() -> Path:
     return project_root() / SETTINGS_FILE
 
 
-def validate_per_field(kind: str, raw: Any, *, source: str) -> tuple[_ViewParams, list[str]]:
+@cache
+def _field_adapter(kind: str, name: str) -> TypeAdapter:
+    """A validator for one field alone (its type and bounds, no cross-field rules)."""
+    info = params_model(kind).model_fields[name]
+    return TypeAdapter(Annotated[info.annotation, info])
+
+
+def validate_per_field(kind: str, raw: Any, *, source: str, base: _ViewParams | None = None
+                       ) -> tuple[_ViewParams, list[str]]:
     """Build ``kind``'s params from ``raw`` (a mapping), keeping every valid field.
 
     Returns (params, messages): each message names the source, the field, the bad value
     and what was used instead. Unknown fields are dropped; a value that fails alone, or
-    that breaks a rule across fields, falls back to its default without touching others.
+    that breaks a rule across fields, falls back (to ``base``'s value, default: the
+    field's default) without touching the others.
     """
     model = params_model(kind)
+    base = base if base is not None else model()
+    instead = "keeping" if base != model() else "using the default"
     messages: list[str] = []
     if raw is None:
-        return model(), messages
+        return base.model_copy(), messages
     if not isinstance(raw, dict):
         messages.append(f"{source}: '{SECTION}.{kind}' should be a mapping of field: value, "
-                        f"got {type(raw).__name__}; using the defaults")
-        return model(), messages
-    good: dict[str, Any] = {}
+                        f"got {type(raw).__name__}; {instead} values")
+        return base.model_copy(), messages
+    fallback = base.model_dump()
+    good: dict[str, Any] = dict(fallback)
+    taken: list[str] = []
     for name, value in raw.items():
         if name not in model.model_fields:
             messages.append(f"{source}: unknown field '{SECTION}.{kind}.{name}' ignored "
                             f"(known: {', '.join(model.model_fields)})")
             continue
         try:
-            model.model_validate({name: value})
+            _field_adapter(kind, name).validate_python(value)
         except ValidationError as err:
             why = err.errors()[0].get("msg", "invalid value")
-            default = model.model_fields[name].default
             messages.append(f"{source}: field '{SECTION}.{kind}.{name}' = {value!r} is invalid "
-                            f"({why}); using the default {default!r}. Fix or delete the line.")
+                            f"({why}); {instead} {fallback[name]!r}. Fix or delete the line.")
             continue
         good[name] = value
+        taken.append(name)
     while True:
         try:
             return model.model_validate(good), messages
         except ValidationError as err:
-            # a rule across fields: drop the fields the rule names (or all) one at a time
+            # a rule across fields: put back the fields the rule names, one at a time
             text = "; ".join(e.get("msg", "") for e in err.errors())
-            named = [n for n in good if n in text] or list(good)
+            named = [n for n in taken if n in text] or taken
+            if not named:
+                return base.model_copy(), messages
             culprit = named[-1]
             messages.append(f"{source}: field '{SECTION}.{kind}.{culprit}' = {good[culprit]!r} "
-                            f"breaks a rule ({text}); using the default. Fix or delete the line.")
-            del good[culprit]
+                            f"breaks a rule ({text}); {instead} {fallback[culprit]!r}. Fix or "
+                            "delete the line.")
+            good[culprit] = fallback[culprit]
+            taken.remove(culprit)
 
 
 class VisualizationSettings:

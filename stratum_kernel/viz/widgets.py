@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import pathlib
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,12 @@ import numpy as np
 import traitlets
 
 from stratum_kernel.viz.panel import ParamPanel, layout, panel_for
-from stratum_kernel.viz.params import StemWaveformParams, _ViewParams
+from stratum_kernel.viz.params import (
+    SettingsWarning,
+    StemWaveformParams,
+    _ViewParams,
+    validate_per_field,
+)
 from stratum_kernel.viz.raster import encode_png
 from stratum_kernel.viz.waveform import StemEnvelope, quantize_levels
 
@@ -92,10 +98,20 @@ class StemWaveformView(anywidget.AnyWidget):
         self.params = params.model_dump(mode="json")
 
     def _on_browser_params(self, change) -> None:
-        # the browser adopted its stored values: hand them to the shared panel
+        # the browser adopted its stored values: hand the valid ones to the shared panel
+        # (field by field, like the settings file) and correct the browser if any was bad
         new = change["new"]
-        if new != self.panel.params.model_dump(mode="json"):
-            self.panel.update(new)
+        current = self.panel.params.model_dump(mode="json")
+        if new == current:
+            return
+        params, messages = validate_per_field("stem_waveform", new, base=self.panel.params,
+                                              source="browser localStorage")
+        for message in messages:
+            warnings.warn(message, SettingsWarning, stacklevel=2)
+        self.panel.update(params.model_dump(mode="json"))
+        accepted = self.panel.params.model_dump(mode="json")
+        if self.params != accepted:
+            self.params = accepted
 
     def python_render(self, *, alpha: bool = True) -> np.ndarray:
         """The Python renderer's pixels for this view's current state (for comparison)."""

@@ -1,0 +1,160 @@
+"""The Voila dashboard: the studio on one page (``voila notebooks/dashboard.ipynb``).
+
+Layout, left to right::
+
+    album · track · preset (load, reset, save, A/B)
+    ┌ preview A | B, neighbour strip ─┐ ┌ stem mixer ┐ ┌ parameters ─────────┐
+    │ play · frame slider · features   │ │ clip: ▶ ▒▒ │ │ preset | waveform | │
+    │ stem waveform · loudness         │ │  video     │ │ loudness panels     │
+    └──────────────────────────────────┘ └────────────┘ └─────────────────────┘
+
+Everything is the explorer's (:mod:`stratum_kernel.studio.explorer`) plus: an album picker
+(the config's album and any others given), the visualization views of the current track
+with their shared, persisted parameter panels (``viz``), the stem mixer
+(:class:`~stratum_kernel.mixer_widget.StemMixer`) on the timeline's clock — the frame
+slider, play button, feature plot, mixer and waveform playhead are linked in the browser —
+and a clip panel that renders a short clip with sound in the background.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from pathlib import Path
+from typing import Any
+
+from stratum_kernel.errors import StratumError
+
+log = logging.getLogger(__name__)
+
+VIEWS = ("stem_waveform", "loudness")
+
+
+class Dashboard:
+    """The dashboard's widgets over a RenderConfig (see the module docstring).
+
+    albums: extra album folders for the album picker. preview: the preview size (see
+    :func:`~stratum_kernel.studio.explorer.make_engine`). views: visualization types shown
+    under the timeline. mixer: show the stem mixer. analysis: an album analysis to reuse
+    for the config's album (tests; default: the cached librosa analysis).
+    """
+
+    def __init__(self, config: Any, *, albums: list[str | Path] | None = None,
+                 preview: Any = None, views: tuple[str, ...] = VIEWS, mixer: bool = True,
+                 clip_seconds: float = 2.0, presets_dir: str | Path | None = None,
+                 analysis: Any = None, width: int = 760):
+        import ipywidgets as w
+
+        self.config = config
+        self.preview = preview
+        self.views_wanted = tuple(views)
+        self.want_mixer = mixer
+        self.clip_seconds = clip_seconds
+        self.presets_dir = presets_dir
+        self.width = int(width)
+        self._analysis = {str(config.album_path): analysis} if analysis is not None else {}
+        dirs = [str(config.album_path), *(str(Path(a).resolve()) for a in albums or [])]
+        self.album_pick = w.Dropdown(options=list(dict.fromkeys(dirs)), value=dirs[0],
+                                     description="album", layout=w.Layout(width="340px"))
+        self.album_pick.observe(lambda c: self.set_album(c["new"]), names="value")
+        self.status = w.HTML()
+        self.body = w.VBox()
+        self.widget = w.VBox([self.body, self.status])
+        self.widget.add_class("stratum-dashboard")
+        self.explorer = None
+        self.mixer = None
+        self.views: list[Any] = []
+        self._build(dirs[0])
+
+    # ---- building -----------------------------------------------------------------
+    def _config_for(self, album_dir: str):
+        if album_dir == str(self.config.album_path):
+            return self.config
+        # another album: render.yaml's track list names the bundled album's tracks
+        return self.config.model_copy(update={"album_dir": album_dir, "tracks": []}, deep=True)
+
+    def _build(self, album_dir: str) -> None:
+        import ipywidgets as w
+
+        from stratum_kernel.studio.clip import ClipPanel, ClipRenderer
+        from stratum_kernel.studio.explorer import PresetExplorer, make_engine
+
+        if self.explorer is not None:
+            self.explorer.close()
+        engine = make_engine(self._config_for(album_dir), preview=self.preview,
+                             analysis=self._analysis.get(album_dir))
+        self.engine = engine
+        ex = PresetExplorer(engine, presets_dir=self.presets_dir,
+                            plot_width=self.width, display_width=min(448, self.width // 2))
+        self.explorer = ex
+        self.clip = ClipPanel(ClipRenderer(engine), self._clip_source,
+                              seconds=self.clip_seconds, width=320)
+        self.views_box = w.VBox(layout=w.Layout(width=f"{self.width + 4}px"))
+        self.mixer_box = w.VBox(layout=w.Layout(width="330px"))
+        self.panel_tabs = w.Tab(layout=w.Layout(width="390px"))
+        ex.track_pick.observe(lambda c: self._track_parts(c["new"]), names="value")
+        left = w.VBox([ex.previews(), ex.timeline.widget, self.views_box],
+                      layout=w.Layout(width=f"{self.width + 8}px"))
+        middle = w.VBox([w.HTML("<b>stems</b>"), self.mixer_box,
+                         w.HTML("<b>preview clip</b>"), self.clip.widget],
+                        layout=w.Layout(width="340px", padding="0 8px"))
+        self.body.children = [w.HBox([self.album_pick]), ex.header(),
+                              w.HBox([left, middle, self.panel_tabs],
+                                     layout=w.Layout(align_items="flex-start"))]
+        self._track_parts(ex.track_id)
+
+    def _clip_source(self):
+        ex = self.explorer
+        return ex.track_id, ex.preset, ex.timeline.frame
+
+    def _track_parts(self, track_id: str) -> None:
+        """The mixer and the visualizations of the current track."""
+        import ipywidgets as w
+
+        ex = self.explorer
+        track = ex.engine.album.track(track_id)
+        self.views = []
+        panels = []
+        try:
+            from stratum_kernel.viz.panel import panel_for
+            from stratum_kernel.viz.showcase import AlbumViewData, track_views
+
+            data = getattr(self, "_view_data", None)
+            if data is None or data.album is not ex.engine.album:
+                data = self._view_data = AlbumViewData(ex.engine.album)
+            for kind in self.views_wanted:
+                views = track_views(kind, data, width=self.width, height=120,
+                                    track_ids=[track_id])
+                self.views.extend(views)
+                panels.append((kind, panel_for(kind).widget))
+            for view in self.views:
+                if hasattr(view, "playhead"):
+                    w.jslink((ex.timeline.plot, "seconds"), (view, "playhead"))
+        except (StratumError, OSError) as err:
+            self._say(f"visualizations unavailable: {err}")
+        self.views_box.children = list(self.views)
+        self.panel_tabs.children = [ex.form.widget, *(p for _, p in panels)]
+        self.panel_tabs.titles = ("preset", *(k.replace("_", " ") for k, _ in panels))
+        self.mixer = None
+        if self.want_mixer:
+            try:
+                from stratum_kernel.mixer_widget import StemMixer
+
+                self.mixer = StemMixer.from_track(track)
+                ex.timeline.link_mixer(self.mixer)
+                self.mixer_box.children = [self.mixer]
+            except (StratumError, OSError) as err:
+                self.mixer_box.children = [w.HTML(f"no stems: {html.escape(str(err))}")]
+
+    def set_album(self, album_dir: str) -> None:
+        """Switch to another album folder (its tracks, analysis and stems)."""
+        try:
+            self._build(album_dir)
+        except StratumError as err:
+            self._say(f"cannot open {album_dir}: {err}")
+
+    def _say(self, text: str) -> None:
+        self.status.value = f"<span style='color:#b3261e'>{html.escape(text)}</span>"
+
+    def _repr_mimebundle_(self, **kwargs: Any):
+        return self.widget._repr_mimebundle_(**kwargs)

@@ -1,0 +1,103 @@
+"""Notebook parameters: papermill's ``parameters`` cell, environment fallbacks, the config.
+
+Every stratum notebook starts with a papermill ``parameters`` cell of plain values (None =
+"not given") and derives everything in the next cell::
+
+    params = resolve_parameters(dict(config=config, album_dir=album_dir, ...))
+    cfg = config_from_parameters(params)
+
+:func:`resolve_parameters` fills parameters left as None from ``STRATUM_NB_<NAME>``
+environment variables (how the test suite runs the notebooks on a tiny album and model
+under nbval, and how Voila gets its settings), then converts the text forms (``'a,b'``
+track lists, numbers, ``none``). :func:`config_from_parameters` loads render.yaml (or the
+defaults) with the parameters as overrides, so a notebook renders exactly what
+``python -m stratum_kernel render`` would with the same flags.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from stratum_kernel.errors import ConfigError
+
+ENV_PREFIX = "STRATUM_NB_"
+
+#: notebook parameter -> render.yaml dotted key
+CONFIG_KEYS: dict[str, str] = {
+    "album_dir": "album_dir",
+    "model_dir": "model_dir",
+    "output_root": "output_root",
+    "run_id": "run_id",
+    "preset": "controller.preset",
+    "fps": "frame_rate",
+    "resolution": "resolution",
+    "tracks": "tracks",
+    "duration": "render.duration",
+    "seed": "seed",
+}
+_NUMBERS = {"fps": float, "duration": float, "seed": int}
+_NONE = ("", "none", "null", "default")
+
+
+def _convert(name: str, value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in _NONE and name != "config":
+        return None
+    if name in _NUMBERS and isinstance(value, str):
+        try:
+            return _NUMBERS[name](value)
+        except ValueError:
+            raise ConfigError("notebook parameters", name,
+                              f"{value!r} is not a number") from None
+    if name == "tracks" and isinstance(value, str):
+        return [s.strip() for s in value.split(",") if s.strip()] or None
+    return value
+
+
+def resolve_parameters(values: Mapping[str, Any],
+                       env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The notebook's parameters with None values filled from ``STRATUM_NB_<NAME>`` and
+    text forms converted ('a,b' → ['a', 'b'], '30' → 30.0 for fps, 'none' → None)."""
+    env = os.environ if env is None else env
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None:
+            value = env.get(ENV_PREFIX + name.upper())
+        out[name] = _convert(name, value) if value is not None else None
+    return out
+
+
+def config_overrides(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted render.yaml overrides from the parameters that are set. A preset applies to
+    every track (as ``--preset`` does)."""
+    out: dict[str, Any] = {}
+    for name, key in CONFIG_KEYS.items():
+        value = params.get(name)
+        if value is None:
+            continue
+        if name in ("album_dir", "model_dir", "output_root"):
+            value = str(Path(value).expanduser().resolve())
+        out[key] = value
+    if "controller.preset" in out:
+        out["tracks.*.preset"] = None
+    return out
+
+
+def config_path(value: Any) -> Path | None:
+    """render.yaml's path: a relative path is taken from the project root; 'none' (or
+    None) = no file, the defaults."""
+    from stratum_kernel.paths import project_root
+
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
+        return None
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else project_root() / p
+
+
+def config_from_parameters(params: Mapping[str, Any]):
+    """The RenderConfig the notebook works with (render.yaml + parameter overrides)."""
+    from stratum_kernel.config import load_render_config
+
+    return load_render_config(config_path(params.get("config")), config_overrides(params))

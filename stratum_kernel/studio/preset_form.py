@@ -1,0 +1,495 @@
+"""Every preset parameter as a widget, generated from the :class:`Preset` pydantic model.
+
+Nothing here lists preset fields by hand: :class:`PresetForm` walks ``Preset``'s fields
+(and ``PostFXParams``' for the partial ``postfx`` dict) and picks a control from each
+field's type and bounds — a slider for a bounded number (``ge``/``gt``/``le``/``lt``), a
+drop-down for a ``Literal`` or a known set of choices, a check box for a switch, a colour
+picker for an RGB triple, a list editor for mapping lists — grouped by section in an
+accordion. Choices that depend on the model (anchor names, PCA axes) come from
+``choices_for``; numbers a model leaves unbounded get display ranges from
+:data:`DISPLAY_RANGES` (validation stays the model's).
+
+Every change edits a plain dict, validated into a Preset at once; an invalid value is
+shown in the status line and the last valid preset stays in force. Fields that
+render.yaml sets over the preset (``overrides``) are disabled with a note, since editing
+them would not change the render.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import math
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from stratum_kernel.errors import ConfigError
+from stratum_kernel.postfx import PostFXParams
+from stratum_kernel.presets import (
+    MIX_FEATURES,
+    STEM_SOURCES,
+    SUBDIVISIONS,
+    Preset,
+    SignalMapping,
+    preset_from_dict,
+)
+from stratum_kernel.timeline import STEM_NAMES
+
+Path = tuple[Any, ...]
+
+#: display ranges for numbers the models leave unbounded (by the field's last path part)
+DISPLAY_RANGES: dict[str, tuple[float, float]] = {
+    "lift": (-0.5, 0.5), "gamma": (0.2, 4.0), "gain": (0.05, 3.0),
+}
+#: the ``postfx`` dict of a preset is a partial PostFXParams
+DICT_MODELS: dict[str, type[BaseModel]] = {"postfx": PostFXParams}
+GROUP_TITLES = {"anchors": "anchors", "motion": "motion", "tempo_sync": "tempo sync",
+                "sections": "sections", "features": "mix → targets",
+                "stem_map": "stems → targets", "postfx": "post-FX"}
+STYLE = {"description_width": "118px"}
+
+
+def targets_for(n_axes: int, anchors: list[str]) -> list[str]:
+    """Every mapping target the model offers: ``pca:K``, ``anchor:NAME``, ``postfx:PARAM``."""
+    post = [n for n, f in PostFXParams.model_fields.items() if f.annotation is float]
+    return ([f"pca:{k}" for k in range(n_axes)] + [f"anchor:{a}" for a in anchors]
+            + [f"postfx:{p}" for p in post])
+
+
+def nice_step(span: float) -> float:
+    """A 1-2-5 step giving about 400-1000 positions over ``span``."""
+    if span <= 0 or not math.isfinite(span):
+        return 0.01
+    raw = span / 1000.0
+    e = math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if m * 10**e >= raw:
+            return float(m * 10**e)
+    return float(10 ** (e + 1))  # pragma: no cover
+
+
+def field_bounds(info: Any) -> tuple[float | None, float | None, bool, bool]:
+    """(low, high, low_exclusive, high_exclusive) from a field's annotated constraints."""
+    lo = hi = None
+    lo_x = hi_x = False
+    for meta in getattr(info, "metadata", ()):
+        for attr, is_lo, excl in (("ge", True, False), ("gt", True, True),
+                                  ("le", False, False), ("lt", False, True)):
+            v = getattr(meta, attr, None)
+            if v is None:
+                continue
+            if is_lo:
+                lo, lo_x = float(v), excl
+            else:
+                hi, hi_x = float(v), excl
+    return lo, hi, lo_x, hi_x
+
+
+def get_in(data: Any, path: Path, default: Any = None) -> Any:
+    node = data
+    for p in path:
+        try:
+            node = node[p]
+        except (KeyError, IndexError, TypeError):
+            return default
+    return node
+
+
+def set_in(data: dict, path: Path, value: Any, fill: Callable[[Path], Any] | None = None) -> None:
+    """Set ``data[path] = value``, creating dicts (or, via ``fill(prefix)``, default values)
+    on the way."""
+    node = data
+    for depth, p in enumerate(path[:-1]):
+        nxt = path[depth + 1]
+        try:
+            child = node[p]
+        except (KeyError, IndexError):
+            child = None
+        if child is None:
+            child = copy.deepcopy(fill(path[: depth + 1])) if fill else None
+            if child is None:
+                child = [] if isinstance(nxt, int) else {}
+            node[p] = child
+        if isinstance(child, tuple):
+            child = node[p] = list(child)
+        node = child
+    node[path[-1]] = value
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else annotation), True
+    return annotation, False
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) \
+        else None
+
+
+class PresetForm:
+    """Grouped widgets for one preset; see the module docstring.
+
+    preset: the starting preset. anchors / n_axes: the model's anchor names and PCA axes
+    (for choices). overrides: {dotted field: where render.yaml sets it}. on_change(preset):
+    called with each new valid preset.
+    """
+
+    def __init__(self, preset: Preset, *, anchors: list[str] | None = None, n_axes: int = 8,
+                 overrides: Mapping[str, str] | None = None,
+                 on_change: Callable[[Preset], None] | None = None):
+        import ipywidgets as w
+
+        self.anchors = list(anchors or [])
+        self.n_axes = int(n_axes)
+        self.overrides = dict(overrides or {})
+        self.on_change = on_change
+        self.controls: dict[Path, Any] = {}
+        self.status = w.HTML(layout=w.Layout(min_height="1.4em"))
+        self.accordion = w.Accordion(layout=w.Layout(width="100%"))
+        self.widget = w.VBox([self.accordion, self.status],
+                             layout=w.Layout(width="100%", min_width="330px"))
+        self.widget.add_class("stratum-preset-form")
+        self.error: str | None = None
+        self._muted = False
+        self.set_preset(preset, notify=False)
+
+    # ---- state ------------------------------------------------------------------
+    def set_preset(self, preset: Preset, *, notify: bool = True) -> None:
+        """Show ``preset`` (load / reset); rebuilds the controls."""
+        self.preset = preset
+        self.data = preset.model_dump(mode="json")
+        self.error = None
+        self._rebuild()
+        self._show("", False)
+        if notify and self.on_change:
+            self.on_change(preset)
+
+    def set_overrides(self, overrides: Mapping[str, str]) -> None:
+        self.overrides = dict(overrides)
+        self._rebuild()
+
+    def set_value(self, path: Path, value: Any) -> bool:
+        """Change one field as its control would (tests, scripts); True when valid."""
+        control = self.controls.get(tuple(path))
+        if control is not None and not isinstance(value, list | tuple | type(None)):
+            self._muted = True
+            try:
+                control.value = _to_widget(control, value)
+            finally:
+                self._muted = False
+        return self._changed(tuple(path), value)
+
+    def _changed(self, path: Path, value: Any) -> bool:
+        set_in(self.data, path, value, fill=self._default_at)
+        try:
+            new = preset_from_dict(self.data, source="preset explorer")
+        except ConfigError as err:
+            # keep the last valid preset in force and put the control back
+            self.error = getattr(err, "detail", None) or str(err)
+            self.data = self.preset.model_dump(mode="json")
+            control = self.controls.get(path)
+            good = get_in(self.data, path, _MISSING)
+            if control is not None and good is not _MISSING and good is not None:
+                self._muted = True
+                try:
+                    control.value = _to_widget(control, good)
+                finally:
+                    self._muted = False
+            self._show(f"not applied: {self.error}", True)
+            return False
+        self.error = None
+        self._show("", False)
+        self.preset = new
+        if self.on_change:
+            self.on_change(new)
+        return True
+
+    def _default_at(self, path: Path) -> Any:
+        """The effective value at ``path`` (post-FX defaults for a partial dict)."""
+        if path and path[0] in DICT_MODELS:
+            eff = DICT_MODELS[path[0]].model_validate(self.data.get(path[0]) or {})
+            return get_in(eff.model_dump(mode="json"), path[1:])
+        return None
+
+    def _show(self, text: str, error: bool) -> None:
+        color = "#b3261e" if error else "#5b5b5b"
+        self.status.value = (f"<span style='color:{color};font-size:12px'>"
+                             f"{html.escape(text)}</span>") if text else ""
+
+    # ---- building ----------------------------------------------------------------
+    def _rebuild(self) -> None:
+        import ipywidgets as w
+
+        selected = self.accordion.selected_index
+        self.controls = {}
+        general: list[Any] = []
+        groups: list[tuple[str, Any]] = []
+        for name, info in Preset.model_fields.items():
+            path = (name,)
+            ann, _ = _unwrap_optional(info.annotation)
+            sub = _model_of(ann)
+            if sub is not None:
+                groups.append((name, w.VBox(self._model_rows(sub, path))))
+            elif name in DICT_MODELS:
+                groups.append((name, w.VBox(self._model_rows(DICT_MODELS[name], path))))
+            elif typing.get_origin(ann) is list and _model_of(typing.get_args(ann)[0]):
+                groups.append((name, self._list_editor(path, typing.get_args(ann)[0])))
+            elif typing.get_origin(ann) is dict and name == "stem_map":
+                boxes = [w.VBox([w.HTML(f"<b>{s}</b>"),
+                                 self._list_editor((name, s), SignalMapping)])
+                         for s in STEM_NAMES]
+                groups.append((name, w.VBox(boxes)))
+            else:
+                row = self._control(path, info, ann)
+                if row is not None:
+                    general.append(row)
+        children = [w.VBox(general)] + [box for _, box in groups]
+        titles = ["preset"] + [GROUP_TITLES.get(n, n) for n, _ in groups]
+        self.accordion.children = children
+        self.accordion.titles = tuple(titles)
+        self.accordion.selected_index = selected
+
+    def _model_rows(self, model: type[BaseModel], prefix: Path) -> list[Any]:
+        import ipywidgets as w
+
+        rows = []
+        for name, info in model.model_fields.items():
+            path = (*prefix, name)
+            ann, _ = _unwrap_optional(info.annotation)
+            sub = _model_of(ann)
+            if sub is not None:
+                rows.append(w.VBox([w.HTML(f"<i>{name.replace('_', ' ')}</i>"),
+                                    *self._model_rows(sub, path)],
+                                   layout=w.Layout(padding="0 0 0 10px")))
+                continue
+            row = self._control(path, info, info.annotation)
+            if row is not None:
+                rows.append(row)
+        return rows
+
+    def _value(self, path: Path) -> Any:
+        v = get_in(self.data, path, _MISSING)
+        return self._default_at(path) if v is _MISSING else v
+
+    def _choices(self, path: Path) -> list[Any] | None:
+        last = path[-1]
+        if last == "target":
+            return targets_for(self.n_axes, self.anchors)
+        if last == "source":
+            return list(STEM_SOURCES if path[0] == "stem_map" else MIX_FEATURES)
+        if path == ("tempo_sync", "subdivision"):
+            return list(SUBDIVISIONS)
+        if path == ("anchors", "brightness_anchor"):
+            return [None, *self.anchors]
+        return None
+
+    def _overridden(self, path: Path) -> str | None:
+        dotted = ".".join(str(p) for p in path if not isinstance(p, int))
+        for key, where in self.overrides.items():
+            if dotted == key or dotted.startswith(key + "."):
+                return where
+        return None
+
+    def _control(self, path: Path, info: Any, annotation: Any):
+        """The control for one field (registered under ``path``), or None."""
+        import ipywidgets as w
+
+        label = str(path[-1]).replace("_", " ")
+        value = self._value(path)
+        ann, optional = _unwrap_optional(annotation)
+        choices = self._choices(path)
+        origin = typing.get_origin(ann)
+        lay = w.Layout(width="100%")
+        control: Any
+        if path == ("anchors", "use"):
+            return self._anchor_use(path, value)
+        if choices is not None:
+            opts = list(choices)
+            if value not in opts:
+                opts.append(value)
+            options = [("(none)" if o is None else str(o), o) for o in opts]
+            control = w.Dropdown(options=options, value=value, description=label, style=STYLE,
+                                 layout=lay)
+        elif origin is typing.Literal:
+            control = w.Dropdown(options=list(typing.get_args(ann)), value=value,
+                                 description=label, style=STYLE, layout=lay)
+        elif ann is bool:
+            control = w.Checkbox(value=bool(value), description=label, indent=False, layout=lay)
+        elif origin is tuple and typing.get_args(ann) == (int, int, int):
+            control = w.ColorPicker(value=_hex(value), description=label, concise=False,
+                                    style=STYLE, layout=lay)
+        elif origin is tuple and all(a is float for a in typing.get_args(ann)):
+            return w.VBox([self._number((*path, c), f"{label} {ch}", float, info, value[c])
+                           for c, ch in enumerate("rgb")])
+        elif ann in (int, float):
+            control = self._number(path, label, ann, info, value, optional=optional)
+            return control
+        elif ann is str:
+            box = w.Textarea if path[-1] == "description" else w.Text
+            control = box(value=value or "", description=label, style=STYLE, layout=lay,
+                          continuous_update=False)
+        else:
+            n = len(value) if isinstance(value, list) else 0
+            return w.HTML(f"<span style='font-size:12px;color:#666'>{label}: {n} item(s) — "
+                          "edit in the YAML file</span>")
+        self._register(path, control)
+        return control
+
+    def _number(self, path: Path, label: str, kind: type, info: Any, value: Any, *,
+                optional: bool = False):
+        import ipywidgets as w
+
+        lo, hi, lo_x, hi_x = field_bounds(info)
+        if lo is None or hi is None:
+            dlo, dhi = DISPLAY_RANGES.get(str(path[-1]) if not isinstance(path[-1], int)
+                                          else str(path[-2]), (0.0, 10.0))
+            lo = dlo if lo is None else lo
+            hi = dhi if hi is None else hi
+        if kind is int:
+            control = w.IntSlider(value=int(value if value is not None else lo), min=int(lo),
+                                  max=int(hi), description=label, style=STYLE,
+                                  layout=w.Layout(width="100%"), continuous_update=True)
+        else:
+            step = nice_step(hi - lo)
+            lo = lo + step if lo_x else lo
+            hi = hi - step if hi_x else hi
+            if value is not None:  # a slider clamps: never hide a stored value
+                lo, hi = min(lo, float(value)), max(hi, float(value))
+            decimals = max(0, -math.floor(math.log10(step)))
+            control = w.FloatSlider(
+                value=float(value if value is not None else lo), min=lo, max=hi, step=step,
+                description=label, style=STYLE, layout=w.Layout(width="100%"),
+                continuous_update=True, readout_format=f".{decimals}f")
+        if not optional:
+            self._register(path, control)
+            return control
+        on = w.Checkbox(value=value is not None, indent=False, layout=w.Layout(width="28px"),
+                        tooltip=f"set {label} (unchecked: the preset's default)")
+        control.disabled = value is None
+        self._register(path, control, enabled=on)
+        return w.HBox([on, control], layout=w.Layout(width="100%"))
+
+    def _anchor_use(self, path: Path, value: Any):
+        import ipywidgets as w
+
+        all_on = value == "all"
+        names = self.anchors or ([] if all_on else list(value))
+        chosen = names if all_on else [v for v in value if v in names]
+        pick = w.SelectMultiple(options=names, value=tuple(chosen), description="anchors",
+                                rows=min(6, max(2, len(names))), style=STYLE,
+                                disabled=all_on, layout=w.Layout(width="100%"))
+        every = w.Checkbox(value=all_on, description="use all anchors", indent=False)
+
+        def changed(_=None):
+            pick.disabled = every.value
+            new = "all" if every.value else list(pick.value)
+            if not self._muted:
+                self._changed(path, new)
+
+        every.observe(changed, names="value")
+        pick.observe(changed, names="value")
+        self.controls[path] = every
+        self._mark(path, every, pick)
+        return w.VBox([every, pick])
+
+    def _register(self, path: Path, control: Any, enabled: Any = None) -> None:
+        self.controls[path] = control
+
+        def changed(change):
+            if self._muted:
+                return
+            self._changed(path, _from_widget(control, change["new"]))
+
+        control.observe(changed, names="value")
+        if enabled is not None:
+            def toggled(change):
+                control.disabled = not change["new"]
+                if not self._muted:
+                    self._changed(path, _from_widget(control, control.value)
+                                  if change["new"] else None)
+
+            enabled.observe(toggled, names="value")
+        self._mark(path, control, enabled)
+
+    def _mark(self, path: Path, *controls: Any) -> None:
+        where = self._overridden(path)
+        if where is None:
+            return
+        for c in controls:
+            if c is not None:
+                c.disabled = True
+                c.tooltip = f"set by {where}; edit it there"
+
+    # ---- mapping lists -----------------------------------------------------------
+    def _list_editor(self, path: Path, model: type[BaseModel]):
+        import ipywidgets as w
+
+        items = get_in(self.data, path) or []
+        box = w.VBox()
+        rows = []
+        for i, _item in enumerate(items):
+            fields = []
+            for name, info in model.model_fields.items():
+                c = self._control((*path, i, name), info, info.annotation)
+                if c is not None:
+                    fields.append(c)
+            remove = w.Button(description="remove", layout=w.Layout(width="80px"),
+                              tooltip=f"remove mapping {i + 1}")
+            remove.on_click(lambda _b, i=i: self._remove(path, i))
+            self._mark(path, remove)
+            rows.append(w.VBox([*fields, remove], layout=w.Layout(
+                border="1px solid #ddd", padding="4px", margin="2px 0")))
+        add = w.Button(description="add mapping", layout=w.Layout(width="120px"))
+        add.on_click(lambda _b: self._add(path))
+        self._mark(path, add)
+        box.children = [*rows, add]
+        return box
+
+    def _add(self, path: Path) -> None:
+        items = list(get_in(self.data, path) or [])
+        source = self._choices((*path, 0, "source"))[0]
+        items.append({"source": source, "target": "pca:0", "amount": 1.0})
+        set_in(self.data, path, items)
+        self._changed(path, items)
+        self._rebuild()
+
+    def _remove(self, path: Path, index: int) -> None:
+        items = list(get_in(self.data, path) or [])
+        if 0 <= index < len(items):
+            items.pop(index)
+        self._changed(path, items)
+        self._rebuild()
+
+
+_MISSING = object()
+
+
+def _hex(rgb: Any) -> str:
+    r, g, b = (int(v) for v in rgb)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _to_widget(control: Any, value: Any) -> Any:
+    import ipywidgets as w
+
+    if isinstance(control, w.ColorPicker) and not isinstance(value, str):
+        return _hex(value)
+    return value
+
+
+def _from_widget(control: Any, value: Any) -> Any:
+    import ipywidgets as w
+
+    if isinstance(control, w.ColorPicker):
+        h = value.lstrip("#")
+        if len(h) == 3:
+            h = "".join(c * 2 for c in h)
+        return [int(h[i: i + 2], 16) for i in (0, 2, 4)]
+    return value

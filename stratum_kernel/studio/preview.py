@@ -1,0 +1,522 @@
+"""Live preview: exact frames for an edited preset, fast, and never queued behind a slider.
+
+:class:`PreviewEngine` makes the frame the render makes at a moment, for a preset that is
+being edited: the same job (features, seeds, post-FX layers, overlays) as
+:class:`~stratum_kernel.render.RenderContext`, the same decoder and the same post-FX call,
+so a saved preset renders exactly what the preview showed. What a parameter change
+invalidates is all that is recomputed:
+
+- the track's features, seeds and timing come from the render context's cached job;
+- the controller plan is cached per *controller key* (the preset without ``postfx``,
+  ``name`` and ``description``), so a post-FX change re-plans nothing;
+- decoded generator frames are cached per (track, controller key, frame), so a post-FX
+  change or a return to an earlier moment decodes nothing; only post-FX (about a
+  millisecond at 256²) runs again.
+
+With persistence (frame feedback) an exact frame needs the decoded frames before it; when
+they are not cached yet, ``on_draft`` first gets a *draft* made with the nearest history at
+hand (the previous parameters' frames, else the frame itself), then the exact frame follows.
+
+:class:`LatestWins` runs requests in one worker thread with one slot per key: a request
+submitted while another waits replaces it (the stale one is dropped), and the work in hand
+can ask its :class:`Ticket` whether it has been superseded and stop between stages. A
+dragged slider therefore costs at most the frame in progress plus the newest one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+
+import numpy as np
+
+from stratum_kernel.config import RenderConfig, parse_resolution
+from stratum_kernel.errors import RenderError
+from stratum_kernel.presets import Preset, deep_merge, load_preset, merge_preset_layers
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------- the worker
+
+
+class Superseded(Exception):
+    """Raised by :meth:`Ticket.check` when a newer request for the same key arrived."""
+
+
+class Ticket:
+    """The handle a unit of work gets: ``superseded``, ``check()`` and ``publish()``."""
+
+    def __init__(self, worker: LatestWins, key: Hashable, seq: int):
+        self._worker, self.key, self.seq = worker, key, seq
+
+    @property
+    def superseded(self) -> bool:
+        """True once a newer request with this key has been submitted."""
+        return self._worker.latest(self.key) != self.seq
+
+    def check(self) -> None:
+        """Raise :class:`Superseded` when the work in hand is stale (call between stages)."""
+        if self.superseded:
+            raise Superseded(self.seq)
+
+    def publish(self, value: Any) -> None:
+        """Hand a (partial or final) result to the worker's ``on_result`` callback."""
+        self._worker._deliver(self.key, self.seq, value)
+
+
+class LatestWins:
+    """One worker thread; one pending slot per key; the newest request wins.
+
+    work(request, ticket) -> result or None: runs in the worker thread; it may publish
+    intermediate results with ``ticket.publish`` and stop early with ``ticket.check()``.
+    A returned non-None result is published too. on_result(key, seq, value) and
+    on_error(key, seq, exc) run in the worker thread. Requests for different keys take
+    turns in submission order. ``stats`` counts submitted, started, dropped (replaced
+    while waiting), completed, superseded (stopped early) and errors.
+    """
+
+    def __init__(self, work: Callable[[Any, Ticket], Any], *,
+                 on_result: Callable[[Hashable, int, Any], None] | None = None,
+                 on_error: Callable[[Hashable, int, BaseException], None] | None = None,
+                 name: str = "stratum-preview"):
+        self._work = work
+        self._on_result = on_result
+        self._on_error = on_error
+        self._cond = threading.Condition()
+        self._slots: dict[Hashable, tuple[int, Any]] = {}
+        self._latest: dict[Hashable, int] = {}
+        self._seq = 0
+        self._busy = False
+        self._closed = False
+        self.stats = dict.fromkeys(
+            ("submitted", "started", "dropped", "completed", "superseded", "errors"), 0)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, request: Any, key: Hashable = "default") -> int:
+        """Queue ``request`` under ``key`` (replacing a waiting one); returns its number."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("this preview worker is closed")
+            self._seq += 1
+            if key in self._slots:
+                self.stats["dropped"] += 1
+            self._slots[key] = (self._seq, request)
+            self._latest[key] = self._seq
+            self.stats["submitted"] += 1
+            self._cond.notify_all()
+            return self._seq
+
+    def latest(self, key: Hashable) -> int | None:
+        """The number of the newest request submitted under ``key``."""
+        return self._latest.get(key)
+
+    def _deliver(self, key: Hashable, seq: int, value: Any) -> None:
+        if self._on_result is not None:
+            self._on_result(key, seq, value)
+
+    def _next(self) -> tuple[Hashable, int, Any] | None:
+        with self._cond:
+            while not self._slots and not self._closed:
+                self._cond.wait()
+            if not self._slots:
+                return None
+            key = min(self._slots, key=lambda k: self._slots[k][0])
+            seq, request = self._slots.pop(key)
+            self._busy = True
+            self.stats["started"] += 1
+            return key, seq, request
+
+    def _run(self) -> None:
+        while (item := self._next()) is not None:
+            key, seq, request = item
+            ticket = Ticket(self, key, seq)
+            try:
+                result = self._work(request, ticket)
+                if result is not None:
+                    ticket.publish(result)
+                self.stats["completed"] += 1
+            except Superseded:
+                self.stats["superseded"] += 1
+            except Exception as err:  # reported to the callback, the worker carries on
+                self.stats["errors"] += 1
+                if self._on_error is not None:
+                    self._on_error(key, seq, err)
+                else:
+                    log.exception("preview request %d failed", seq)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    @property
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._slots and not self._busy
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until nothing waits or runs; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._slots and not self._busy, timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Drop waiting requests, let the one in hand finish, stop the thread."""
+        with self._cond:
+            self._closed = True
+            self.stats["dropped"] += len(self._slots)
+            self._slots.clear()
+            self._cond.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+
+# ------------------------------------------------------------------- preset layering
+
+
+def controller_key(preset: Preset) -> str:
+    """What the latent controller sees of a preset (not post-FX, name or description)."""
+    data = preset.model_dump(mode="json", exclude={"postfx", "name", "description"})
+    return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def postfx_key(postfx: Any) -> str:
+    return hashlib.sha1(postfx.model_dump_json().encode()).hexdigest()[:16]
+
+
+def preset_layers(config: RenderConfig, track_id: str) -> tuple[dict, dict]:
+    """The (album, track) preset layers render.yaml puts over a track's preset file, as
+    :meth:`RenderConfig.preset_for` merges them."""
+    album_layer: dict[str, Any] = dict(config.controller.preset_overrides)
+    if config.controller.smoothing_alpha is not None:
+        album_layer = deep_merge(
+            album_layer, {"motion": {"smoothing_alpha": config.controller.smoothing_alpha}})
+    ts = config.controller.tempo_sync.model_dump(exclude_none=True)
+    if ts:
+        album_layer = deep_merge(album_layer, {"tempo_sync": ts})
+    return album_layer, dict(config.track_config(track_id).preset_overrides)
+
+
+def layered_preset(config: RenderConfig, track_id: str, base: Preset) -> Preset:
+    """``base`` with render.yaml's layers for ``track_id`` on top: the preset the render
+    uses when ``base`` is saved and named as the track's preset."""
+    if "base" in inspect.signature(config.preset_for).parameters:  # pragma: no cover
+        return config.preset_for(track_id, base=base)
+    album_layer, track_layer = preset_layers(config, track_id)
+    where = f"{config.source or 'render config'} (preset {base.name!r} for track {track_id!r})"
+    return merge_preset_layers(base, album_layer, track_layer, source=where)
+
+
+def _dotted(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k, v in data.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            out.extend(_dotted(v, path + "."))
+        else:
+            out.append(path)
+    return out
+
+
+def config_overrides(config: RenderConfig, track_id: str) -> dict[str, str]:
+    """Preset fields (dotted, ``postfx.*`` included) that render.yaml sets over the preset
+    for ``track_id``, each with where it is set: editing them in a preset changes nothing."""
+    album_layer, track_layer = preset_layers(config, track_id)
+    src = config.source or "render config"
+    out = {p: f"{src}: controller" for p in _dotted(album_layer)}
+    out.update({p: f"{src}: tracks[{track_id}].preset_overrides" for p in _dotted(track_layer)})
+    postfx = config.postfx.model_dump(mode="json", exclude_unset=True)
+    out.update({f"postfx.{p}": f"{src}: postfx" for p in _dotted(postfx)})
+    out.update({f"postfx.{p}": f"{src}: tracks[{track_id}].postfx"
+                for p in _dotted(config.track_config(track_id).postfx)})
+    return out
+
+
+def scaled_resolution(resolution: tuple[int, int], height: int = 256) -> tuple[int, int]:
+    """The film's aspect at ``height`` rows, both sides divisible by 16."""
+    w, h = resolution
+    height = max(64, int(height) // 16 * 16)
+    width = max(64, round(w * height / h / 16) * 16)
+    return width, height
+
+
+def preview_config(config: RenderConfig, resolution: Any) -> RenderConfig:
+    """A copy of ``config`` at another output size ('256x256', (448, 256), ...)."""
+    size = parse_resolution(resolution)
+    return config.model_copy(update={"resolution": size}, deep=True)
+
+
+def encode_image(frame: np.ndarray, fmt: str = "png", quality: int = 88) -> bytes:
+    """uint8 [H, W, 3] RGB → PNG (lossless, fast compression) or JPEG bytes."""
+    import cv2
+
+    bgr = np.ascontiguousarray(frame[..., ::-1])
+    if fmt == "png":
+        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    elif fmt in ("jpg", "jpeg"):
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    else:
+        raise ValueError(f"unknown image format {fmt!r}; use 'png' or 'jpeg'")
+    if not ok:
+        raise RenderError(f"could not encode a {frame.shape} frame as {fmt}")
+    return buf.tobytes()
+
+
+# ---------------------------------------------------------------------- the engine
+
+
+class PreviewEngine:
+    """Exact frames for edited presets over one :class:`RenderContext`, with caches.
+
+    config: the render config (use :func:`preview_config` for a smaller preview size);
+    context / album / analysis / model: already loaded parts to share. cache_mb: memory
+    for decoded generator frames (least recently used go first).
+    """
+
+    def __init__(self, config: RenderConfig, *, context: Any = None, album: Any = None,
+                 analysis: Any = None, model: Any = None, cache_mb: float = 192.0,
+                 max_plans: int = 24):
+        from stratum_kernel.render import RenderContext
+
+        self.ctx = context or RenderContext(config, album=album, analysis=analysis, model=model)
+        self.cache_mb = float(cache_mb)
+        self.max_plans = int(max_plans)
+        self._lock = threading.RLock()
+        self._plans: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._decoded: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
+        self._painters: dict[tuple[str, str], list] = {}
+        self._last_key: dict[str, str] = {}
+        self.counters = dict.fromkeys(("plans", "plan_hits", "decoded", "decode_hits"), 0)
+
+    # -- parts of the context --
+
+    @property
+    def config(self) -> RenderConfig:
+        return self.ctx.config
+
+    @property
+    def album(self):
+        return self.ctx.album
+
+    @property
+    def model(self):
+        return self.ctx.model
+
+    def track_ids(self) -> list[str]:
+        return self.ctx.track_ids()
+
+    def base_job(self, track_id: str):
+        """The render's own job for the track (its configured preset)."""
+        return self.ctx.job(track_id)
+
+    def file_preset(self, track_id: str) -> Preset:
+        """The track's preset as its file holds it (before render.yaml's layers)."""
+        return load_preset(self.config.preset_name_for(track_id), base_dir=self.config.base_dir)
+
+    def effective_preset(self, track_id: str, preset: Preset | str | None) -> Preset:
+        if preset is None:
+            return self.base_job(track_id).preset
+        if isinstance(preset, str):
+            preset = load_preset(preset, base_dir=self.config.base_dir)
+        return layered_preset(self.config, track_id, preset)
+
+    # -- jobs --
+
+    def job(self, track_id: str, preset: Preset | str | None = None):
+        """The render job of ``track_id`` with ``preset`` (a base preset; render.yaml's
+        layers are applied as in the render; None = the configured one)."""
+        from stratum_kernel.controller import LatentController
+        from stratum_kernel.render import build_painters
+
+        base = self.base_job(track_id)
+        if preset is None:
+            return base
+        eff = self.effective_preset(track_id, preset)
+        ckey = controller_key(eff)
+        with self._lock:
+            plan = self._plans.get((track_id, ckey))
+            if plan is not None:
+                self._plans.move_to_end((track_id, ckey))
+                self.counters["plan_hits"] += 1
+        if plan is None:
+            plan = LatentController(self.model, eff, seed=base.seed,
+                                    track_id=track_id).plan(base.features)
+            if plan.n_frames != base.n_frames:  # pragma: no cover - same features as the job
+                raise RenderError(f"track {track_id!r}: plan of {plan.n_frames} frames, "
+                                  f"expected {base.n_frames}")
+            with self._lock:
+                self.counters["plans"] += 1
+                self._plans[(track_id, ckey)] = plan
+                while len(self._plans) > self.max_plans:
+                    self._plans.popitem(last=False)
+        postfx = self.config.postfx_for(track_id, eff)
+        job = dataclasses.replace(base, preset=eff, postfx=postfx, plan=plan, painters=[])
+        if postfx.overlays == base.postfx.overlays:
+            job.painters = base.painters
+        else:
+            okey = (track_id, json.dumps(postfx.overlays, sort_keys=True))
+            if okey not in self._painters:
+                self._painters[okey] = build_painters(job, self.config.resolution)
+            job.painters = self._painters[okey]
+        job._ckey = ckey  # type: ignore[attr-defined]
+        return job
+
+    @staticmethod
+    def _key_of(job) -> str:
+        return getattr(job, "_ckey", None) or controller_key(job.preset)
+
+    # -- decoded frames --
+
+    def _frame_bytes(self) -> int:
+        h, w = self.model.image_size
+        return int(h) * int(w) * 3
+
+    def _cache_put(self, track_id: str, ckey: str, start: int, frames: np.ndarray) -> None:
+        limit = max(16, int(self.cache_mb * 2**20 / max(1, self._frame_bytes())))
+        with self._lock:
+            for j, f in enumerate(frames):
+                f.setflags(write=False)
+                self._decoded[(track_id, ckey, start + j)] = f
+            while len(self._decoded) > limit:
+                self._decoded.popitem(last=False)
+
+    def _cached(self, track_id: str, ckey: str, i: int) -> np.ndarray | None:
+        with self._lock:
+            f = self._decoded.get((track_id, ckey, i))
+            if f is not None:
+                self._decoded.move_to_end((track_id, ckey, i))
+            return f
+
+    def decoded(self, job, start: int, stop: int, *, ticket: Ticket | None = None) -> np.ndarray:
+        """Decoded generator frames [start, stop) of ``job``: uint8 [n, h, w, 3], from the
+        cache where possible; missing runs are decoded in decoder-sized batches (checking
+        ``ticket`` between batches)."""
+        track_id, ckey = job.track_id, self._key_of(job)
+        have = {i: self._cached(track_id, ckey, i) for i in range(start, stop)}
+        missing = [i for i, f in have.items() if f is None]
+        with self._lock:
+            self.counters["decode_hits"] += len(have) - len(missing)
+        batch = max(1, int(self.config.decoder.batch_size))
+        for a, b in _runs(missing):
+            for s in range(a, b, batch):
+                if ticket is not None:
+                    ticket.check()
+                e = min(b, s + batch)
+                out = self.ctx.decode(job, s, e)
+                self._cache_put(track_id, ckey, s, out)
+                with self._lock:
+                    self.counters["decoded"] += e - s
+                for j in range(s, e):
+                    have[j] = out[j - s]
+        self._last_key[track_id] = ckey
+        if stop <= start:
+            h, w = self.model.image_size
+            return np.zeros((0, h, w, 3), np.uint8)
+        return np.stack([have[i] for i in range(start, stop)])
+
+    # -- output frames --
+
+    def frames(self, track_id: str, start: int, stop: int, preset: Preset | str | None = None,
+               *, job: Any = None, ticket: Ticket | None = None,
+               on_draft: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+        """Output frames [start, stop) exactly as the render writes them: uint8
+        [n, H, W, 3]. on_draft(frame [H, W, 3]): for a single frame whose persistence
+        history is not decoded yet, called first with a draft (see the module docstring)."""
+        job = job if job is not None else self.job(track_id, preset)
+        if not 0 <= start < stop <= job.n_frames:
+            raise RenderError(f"frames {start}..{stop} are outside track {track_id!r} "
+                              f"(0..{job.n_frames})")
+        k = job.history_count(start)
+        if on_draft is not None and k and stop - start == 1:
+            self._draft(job, start, k, on_draft, ticket)
+        dec = self.decoded(job, start - k, stop, ticket=ticket)
+        return self.ctx.postfx(job, dec[k:], start, dec[:k] if k else None)
+
+    def _draft(self, job, i: int, k: int, on_draft, ticket: Ticket | None) -> None:
+        ckey = self._key_of(job)
+        if all(self._cached(job.track_id, ckey, j) is not None for j in range(i - k, i)):
+            return  # the exact frame is as quick as a draft
+        prev = self._last_key.get(job.track_id)
+        current = self.decoded(job, i, i + 1, ticket=ticket)
+        hist = []
+        for j in range(i - k, i):
+            f = self._cached(job.track_id, ckey, j)
+            if f is None and prev is not None:
+                f = self._cached(job.track_id, prev, j)
+            hist.append(current[0] if f is None else f)
+        on_draft(self.ctx.postfx(job, current, i, np.stack(hist))[0])
+
+    def frame(self, track_id: str, time_s: float, preset: Preset | str | None = None,
+              **kwargs: Any) -> np.ndarray:
+        """The output frame at track time ``time_s``: uint8 [H, W, 3]."""
+        job = self.job(track_id, preset)
+        i = job.frame_at(time_s)
+        return self.frames(track_id, i, i + 1, job=job, **kwargs)[0]
+
+    def cache_info(self) -> dict[str, int]:
+        with self._lock:
+            return {"plans_cached": len(self._plans), "frames_cached": len(self._decoded),
+                    **self.counters}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._plans.clear()
+            self._decoded.clear()
+            self._painters.clear()
+            self._last_key.clear()
+
+
+def _runs(indices: list[int]) -> list[tuple[int, int]]:
+    """Sorted indices → consecutive [start, stop) runs."""
+    out: list[tuple[int, int]] = []
+    for i in sorted(indices):
+        if out and out[-1][1] == i:
+            out[-1] = (out[-1][0], i + 1)
+        else:
+            out.append((i, i + 1))
+    return out
+
+
+def strip_indices(i: int, n_frames: int, count: int = 4, step: int = 6) -> list[int]:
+    """Up to ``count`` neighbouring frame indices of ``i``, ``step`` apart: nearest first,
+    alternating before and after (only one side at the ends of the track), sorted."""
+    step = max(1, int(step))
+    out: list[int] = []
+    k = 1
+    while len(out) < count and (i - k * step >= 0 or i + k * step < n_frames):
+        for j in (i - k * step, i + k * step):
+            if 0 <= j < n_frames and len(out) < count:
+                out.append(j)
+        k += 1
+    return sorted(out)
+
+
+class Stopwatch:
+    """Milliseconds of named stages: ``with sw("decode"): ...``; ``sw.ms`` is the dict."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+
+    def __call__(self, name: str):
+        sw = self
+
+        class _Stage:
+            def __enter__(self):
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                sw.ms[name] = sw.ms.get(name, 0.0) + 1000 * (time.perf_counter() - self.t)
+
+        return _Stage()
+
+    def total(self) -> float:
+        return 1000 * (time.perf_counter() - self._t0)

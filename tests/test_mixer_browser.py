@@ -12,6 +12,7 @@ import base64
 import functools
 import http.server
 import json
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -357,3 +358,93 @@ def test_widget_view_controls_and_sync(page):
     page.evaluate("() => window.cleanup()")
     assert page.evaluate("window.model.listeners()") == 0
     assert page.evaluate("(window.__stratumMixers || []).length") == 0
+
+
+VOILA_NB_SOURCE = """\
+import ipywidgets as w
+import numpy as np
+from stratum_kernel.mixer_widget import StemMixer
+t = np.arange(2 * 8000) / 8000
+stems = {n: np.stack([0.2 * np.sin(2 * np.pi * f * t)] * 2).astype(np.float32)
+         for n, f in (("drums", 110), ("bass", 220), ("other", 330), ("vocals", 440))}
+mixer = StemMixer(stems, 8000, title="voila mixer")
+slider = w.FloatSlider(min=0, max=mixer.duration, step=0.01, description="time")
+mixer.link_timeline(position=slider)
+kernel_view = w.Label(value="kernel: -")
+def show_state(_=None):
+    st = mixer.mixer_state
+    solo = [s for s, c in st.channels().items() if c.solo]
+    kernel_view.value = f"kernel: solo={','.join(solo) or '-'} pos={mixer.position:.2f}"
+mixer.observe(show_state, names=["state", "position"])
+w.VBox([mixer, slider, kernel_view])
+"""
+
+
+@pytest.mark.slow  # starts Voila and a kernel
+def test_voila_mixer_round_trip(tmp_path, browser):
+    """In a Voila page: the mixer loads, solo reaches the audio graph and the kernel,
+    playback moves the jslinked timeline slider, no errors."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(VOILA_NB_SOURCE)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, tmp_path / "mixer.ipynb")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    voila = Path(sys.executable).with_name("voila")
+    proc = subprocess.Popen(
+        [str(voila), str(tmp_path / "mixer.ipynb"), "--no-browser", f"--port={port}",
+         "--Voila.ip=127.0.0.1"], cwd=tmp_path, env=dict(os.environ),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    problems: list[str] = []
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        context = browser.new_context()
+        page = context.new_page()
+        local = f"127.0.0.1:{port}"
+
+        def on_console(msg) -> None:
+            url = msg.location.get("url", "")
+            # offline, Voila's icon font from a CDN cannot load; every other error counts
+            if msg.type == "error" and not (msg.text.startswith("Failed to load resource")
+                                            and url and local not in url):
+                problems.append(f"console: {msg.text} {url}")
+
+        page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+        page.on("console", on_console)
+        page.goto(url, wait_until="domcontentloaded", timeout=120_000)
+        page.wait_for_selector('.stratum-mixer[data-ready="1"]', timeout=120_000)
+        page.click('[data-stem="bass"] button[data-kind="solo"]')
+        assert _gains(page) == {"drums": 0, "bass": 1, "other": 0, "vocals": 0,
+                                "master": 1}
+        page.get_by_text("kernel: solo=bass").wait_for(timeout=30_000)
+        page.click('button[data-kind="play"]')
+        page.wait_for_function(
+            "Number(document.querySelector('.widget-readout').textContent) >= 0.3",
+            timeout=30_000)
+        live = page.evaluate("window.__stratumMixer.mixer.nodeGains()")
+        page.get_by_text(re.compile(r"kernel: solo=bass pos=(0\.[3-9]|[12]\.)")).wait_for(
+            timeout=30_000)
+        context.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert live == pytest.approx({"drums": 0, "bass": 1, "other": 0, "vocals": 0, "master": 1},
+                                 abs=1e-3)
+    assert problems == [], problems

@@ -117,12 +117,12 @@ def album_dynamics_ranges(series: Sequence[DynamicsSeries]) -> dict[str, tuple[f
     return out
 
 
-def _band(values: np.ndarray, lo: float, hi: float, lut: np.ndarray, height: int,
-          background: np.ndarray) -> np.ndarray:
+def _band_row(values: np.ndarray, lo: float, hi: float, lut: np.ndarray) -> np.ndarray:
+    """uint8 [W, 3]: one band's colours; NaN (outside the track) is black."""
     scaled = (values - lo) / (hi - lo)
     rgb = apply_lut(np.clip(np.nan_to_num(scaled, nan=0.0, neginf=0.0), 0.0, 1.0), lut)
-    rgb[np.isnan(values)] = background  # outside the track
-    return np.broadcast_to(rgb[None, :, :], (height, len(values), 3))
+    rgb[np.isnan(values)] = 0
+    return rgb
 
 
 def render_dynamics(series: DynamicsSeries, params: DynamicsParams | None = None, *,
@@ -147,17 +147,17 @@ def render_dynamics(series: DynamicsSeries, params: DynamicsParams | None = None
     if params.album_relative and album_ranges:
         ranges.update(album_ranges)
     lut = colormap_lut(params.colormap)
-    black = np.zeros(3, np.uint8)
     bands = ["loudness", "crest"] if params.layout == "stacked" else [params.layout]
     heights = [height // 2, height - height // 2] if len(bands) == 2 else [height]
-    parts = []
-    for which, h in zip(bands, heights, strict=True):
+    rows = []
+    for which in bands:
         values = series.loudness if which == "loudness" else series.crest
         cols = series_columns(values, series.first_time, series.hop, width, t0, end,
                               extent=(0.0, series.duration))
         lo, hi = ranges[which]
-        parts.append(_band(cols, lo, hi, lut, h, black))
-    img = np.ascontiguousarray(np.concatenate(parts, axis=0))
+        rows.append(_band_row(cols, lo, hi, lut))
+    # every band is one row repeated: np.repeat copies whole lines (fast), unlike broadcasting
+    img = np.repeat(np.stack(rows), heights, axis=0)
     if len(bands) == 2 and height >= 4:
         hline(img, heights[0], parse_hex(params.separator))
     x = None if playhead is None else time_to_column(playhead, t0, end, width)

@@ -22,6 +22,7 @@ from stratum_kernel.viz.raster import (
     new_image,
     parse_hex,
     polyline_columns,
+    rgba_to_rgb,
     series_columns,
     text_size,
     time_to_column,
@@ -48,8 +49,9 @@ def album_loudness_ceiling(summaries: Sequence) -> float:
 
 
 def _grid_step(span: float, height: int) -> float:
+    """LU between grid lines: lines at least 18 px apart and at most 16 of them."""
     for step in (1.0, 2.0, 3.0, 6.0, 10.0, 20.0):
-        if height / (span / step) >= 18:
+        if height / (span / step) >= 18 and span / step <= 16:
             return step
     return 30.0
 
@@ -79,7 +81,8 @@ def render_loudness(summary, params: LoudnessParams | None = None, *, width: int
         span = top - bottom
         top = float(math.ceil(album_ceiling))
         bottom = top - span
-    img = new_image(height, width, parse_hex(params.background))
+    # drawn on RGBA (uint32 stores for the curves), returned as RGB
+    img = new_image(height, width, parse_hex(params.background), alpha=True)
     grid = parse_hex(params.grid)
     ink = parse_hex(params.text)
 
@@ -125,4 +128,4 @@ def render_loudness(summary, params: LoudnessParams | None = None, *, width: int
     x = None if playhead is None else time_to_column(playhead, t0, end, width)
     if x is not None:
         vline(img, x, parse_hex(params.playhead))
-    return img
+    return rgba_to_rgb(img)

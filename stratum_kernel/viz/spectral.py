@@ -20,10 +20,12 @@ from stratum_kernel.viz.params import SpectralParams
 from stratum_kernel.viz.raster import (
     blend_percent,
     colormap_lut,
+    lut_u32,
     parse_hex,
+    rgba_to_rgb,
+    rgba_u32,
     series_columns,
     time_to_column,
-    vline,
 )
 
 
@@ -134,21 +136,22 @@ def render_spectral(data: SpectralData, params: SpectralParams | None = None, *,
     # colour indices per (bin, column) first, then rows pick bins: the big arrays stay uint8
     index = np.clip(np.nan_to_num(scaled, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     # every overlay is a full-height vertical line, so draw them at bin resolution and
-    # expand rows last: one contiguous row gather instead of strided column writes
-    img = colormap_lut(params.colormap)[index]  # [bins, W, 3]
-    img[:, np.isnan(cols[0])] = 0  # outside the track
+    # expand rows last; pixels are RGBA uint32 so gathers move 4 bytes at a time
+    img32 = np.ascontiguousarray(lut_u32(colormap_lut(params.colormap))[index])  # [bins, W]
+    img32[:, np.isnan(cols[0])] = rgba_u32((0, 0, 0))  # outside the track
+    img = img32.view(np.uint8).reshape(n_bins, width, 4)
     if params.show_beats and len(beats):
         xs = _columns(beats, t0, end, width)
         solid = (np.arange(len(xs)) % params.beats_per_bar) == 0
         color = np.asarray(parse_hex(params.beat), dtype=np.uint8)
         faint = np.unique(xs[~solid & (xs >= 0)])
-        img[:, faint] = blend_percent(color, img[:, faint], params.beat_opacity)
-        img[:, np.unique(xs[solid & (xs >= 0)])] = color
+        img[:, faint, :3] = blend_percent(color, img[:, faint, :3], params.beat_opacity)
+        img32[:, np.unique(xs[solid & (xs >= 0)])] = rgba_u32(parse_hex(params.beat))
     if params.show_markers and len(markers):
         xs = _columns(markers, t0, end, width)
-        img[:, xs[xs >= 0]] = np.asarray(parse_hex(params.marker), dtype=np.uint8)
+        img32[:, xs[xs >= 0]] = rgba_u32(parse_hex(params.marker))
     x = None if playhead is None else time_to_column(playhead, t0, end, width)
     if x is not None:
-        vline(img, x, parse_hex(params.playhead))
-    img = img[rows]
+        img32[:, x] = rgba_u32(parse_hex(params.playhead))
+    img = rgba_to_rgb(img32[rows].view(np.uint8).reshape(height, width, 4))
     return img

@@ -192,7 +192,9 @@ class PresetForm:
             new = preset_from_dict(self.data, source="preset explorer")
         except ConfigError as err:
             # keep the last valid preset in force and put the control back
-            self.error = getattr(err, "detail", None) or str(err)
+            field = getattr(err, "field", None)
+            detail = getattr(err, "detail", None) or str(err)
+            self.error = f"{field}: {detail}" if field else detail
             self.data = self.preset.model_dump(mode="json")
             control = self.controls.get(path)
             good = get_in(self.data, path, _MISSING)

@@ -163,6 +163,7 @@ def test_stems_audio_and_saved_params(settings, rng):
     ov = build_overlay({"kind": "stem_waveform", "height": 40, "opacity": 100}, stems=stems,
                        sr=8000, size=(W, H), settings=settings, track_id="t")
     assert ((ov.strip[..., :3] == (0, 255, 0)).all(axis=-1)).any()  # the saved colours
+    assert ov.params["bass"] == "#00ff00"  # what was used, for the run's meta.json
     with pytest.raises(ConfigError, match="needs stems"):
         build_overlay({"kind": "stem_waveform"}, duration=3.0, size=(W, H), settings=settings)
     with pytest.raises(ValueError, match="time span"):

@@ -21,7 +21,7 @@ film is chunked.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -77,6 +77,8 @@ class Overlay:
 
     strip: uint8 [h, Ws, 4] (Ws = frame width, or wider when scrolling); the region is
     rows ``[y0, y0 + h)`` of the frame; times ``[t0, t1)`` map onto the strip's columns.
+    params: the view parameters actually used (saved values + the spec's overrides), for
+    a run's meta.json: the settings file may change after the render.
     """
 
     spec: OverlaySpec
@@ -87,6 +89,7 @@ class Overlay:
     t1: float
     playhead_rgb: tuple[int, int, int]
     playhead_width: int
+    params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         a = self.strip[..., 3].astype(np.uint32) * percent_to_alpha(self.spec.opacity)
@@ -205,7 +208,7 @@ def build_overlay(spec: OverlaySpec | dict[str, Any], *, size: tuple[int, int] |
     y0 = max(0, y0)
     ph_width = spec.playhead_width or max(1, round(width / 1000))
     return Overlay(spec, rgba, y0, (width, height), t_start, t_start + length,
-                   parse_hex(params.playhead), ph_width)
+                   parse_hex(params.playhead), ph_width, params.model_dump(mode="json"))
 
 
 def _render_strip(kind: str, params, width: int, height: int, length: float, *, stems, audio,

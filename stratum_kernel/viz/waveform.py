@@ -256,7 +256,8 @@ class StemEnvelope:
     """Block peaks and energies of a track's stems, for fast columns at any zoom.
 
     names: stem names (inner first); block_rate: blocks per second; peaks: float32
-    [S, B] max |x| per block; sumsq: float64 [S, B] sum of x^2 (channel mean) per block;
+    [S, B] max |x| per block; sumsq: float64 [S, B] sum of x^2 (channel mean) per block
+    (accumulated in float32 within a block: ample for levels);
     counts: int64 [B] samples per block; duration: seconds.
     """
 
@@ -284,11 +285,17 @@ class StemEnvelope:
                 continue
             x = np.asarray(stems[name], dtype=np.float32)
             x = x[None, :] if x.ndim == 1 else x
-            pad = n_blocks * block - x.shape[1]
-            x = np.pad(x, ((0, 0), (0, pad)))
-            blocks = x.reshape(x.shape[0], n_blocks, block)
-            peaks[s] = np.abs(blocks).max(axis=(0, 2))
-            sumsq[s] = np.square(blocks, dtype=np.float64).mean(axis=0).sum(axis=1)
+            ch, length = x.shape
+            full = length // block
+            # whole blocks as a view (no padded copy); max and -min avoid an |x| copy
+            main = x[:, : full * block].reshape(ch, full, block)
+            if full:
+                peaks[s, :full] = np.maximum(main.max(axis=(0, 2)), -main.min(axis=(0, 2)))
+                sumsq[s, :full] = np.einsum("cbk,cbk->b", main, main) / ch
+            tail = x[:, full * block:]
+            if tail.size:
+                peaks[s, full] = np.abs(tail).max()
+                sumsq[s, full] = np.square(tail, dtype=np.float64).sum() / ch
         counts = np.full(n_blocks, block, dtype=np.int64)
         counts[-1] = n - (n_blocks - 1) * block
         return cls(tuple(names), sr / block, peaks, sumsq, counts, n / sr)

@@ -51,7 +51,7 @@ def _convert(name: str, value: Any) -> Any:
         except ValueError:
             raise ConfigError("notebook parameters", name,
                               f"{value!r} is not a number") from None
-    if name == "tracks" and isinstance(value, str):
+    if name in ("tracks", "albums") and isinstance(value, str):
         return [s.strip() for s in value.split(",") if s.strip()] or None
     return value
 
@@ -86,11 +86,14 @@ def config_overrides(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def config_path(value: Any) -> Path | None:
-    """render.yaml's path: a relative path is taken from the project root; 'none' (or
-    None) = no file, the defaults."""
+    """render.yaml's path. None: the project's ``render.yaml`` (when there is one); a
+    relative path is taken from the project root; 'none' = no file, the defaults."""
     from stratum_kernel.paths import project_root
 
-    if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
+    if value is None:
+        default = project_root() / "render.yaml"
+        return default if default.is_file() else None
+    if isinstance(value, str) and value.strip().lower() in _NONE:
         return None
     p = Path(value).expanduser()
     return p if p.is_absolute() else project_root() / p

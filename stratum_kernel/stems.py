@@ -3,14 +3,16 @@
 :func:`separate` splits a mix into ``drums``, ``bass``, ``other`` and ``vocals``
 (float32 [channels, samples] each, at the mix's rate):
 
-- ``'dsp'`` needs no weights. One STFT per channel (46 ms frames); soft masks computed on a
-  pooled ~128-band power spectrogram (cheap medians) and spread back to the FFT bins:
-  percussive (median across frequency) → drums; the harmonic rest below ~250 Hz → bass;
-  the harmonic rest that does not repeat elsewhere in the track (REPET-SIM: the median of
-  the most similar frames ≥ 1 s away is the repeating accompaniment), lies in the vocal
-  band and sits in the centre of the stereo image → vocals; what remains → other. The
-  masks sum to one and ``other`` is the mix minus the three others, so the four stems sum
-  back to the mix to float rounding.
+- ``'dsp'`` needs no weights. One STFT per channel (93 ms frames, 50 % overlap); soft
+  masks computed on a pooled ~256-band power spectrogram (cheap medians) and spread back
+  to the FFT bins: percussive (median across frequency), plus, below the bass crossover,
+  power far above its own 0.8 s median (a kick's jump and decay; a bass note holds) →
+  drums; the harmonic rest below ~100-220 Hz → bass; the harmonic rest that does not
+  repeat elsewhere in the track (REPET-SIM: the median of the most similar frames ≥ 1 s
+  away is the repeating accompaniment), lies in the vocal band and sits in the centre of
+  the stereo image → vocals; what remains → other. The masks sum to one and ``other``
+  is the mix minus the three others, so the four stems sum back to the mix to float
+  rounding.
 - ``'demucs'`` runs a Demucs model from a local file (``weights=`` or
   ``$STRATUM_DEMUCS_WEIGHTS``; never downloaded) with ``demucs.apply.apply_model``, at the
   model's sample rate, with one common normalisation for all stems (levels stay
@@ -56,47 +58,57 @@ class DSPSeparatorParams(BaseModel):
     """Settings of the weight-free separator (all in seconds or Hz, so they hold at any
     sample rate).
 
-    frame_seconds: STFT window (rounded to a power of two in samples; hop a quarter);
+    frame_seconds: STFT window (rounded to a power of two in samples); overlap: windows
+    per hop (2: sqrt-Hann at 50 %, 4: Hann at 75 %);
     bands: resolution of the masks (bins below ``linear_below_hz`` stay single);
     harmonic_seconds / percussive_bands: median-filter lengths along time and frequency;
     bass_hz: crossover (start, end) of the bass stem, a raised-cosine fade;
     vocal_hz: the band vocals may occupy (raised-cosine edges one octave wide);
     repet_neighbours, repet_gap_seconds, repet_step: REPET-SIM's count of similar frames,
     their minimum distance from the frame, and the frame decimation of the search;
-    centre_power: how strongly vocals are restricted to the centre of a stereo mix.
+    centre_power: how strongly vocals are restricted to the centre of a stereo mix;
+    kick_seconds / kick_contrast: the median length that defines "sustained" below the bass
+    crossover, and how far above it power must rise to count as a drum hit (0 turns this
+    off). Defaults were chosen on the bundled album (mean SDR over stems +0.8 -> +2.4 dB).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    frame_seconds: float = Field(0.046, gt=0.005, le=0.5)
-    bands: int = Field(128, ge=16, le=1024)
+    frame_seconds: float = Field(0.093, gt=0.005, le=0.5)
+    bands: int = Field(256, ge=16, le=1024)
     linear_below_hz: float = Field(350.0, ge=0.0)
     harmonic_seconds: float = Field(0.2, gt=0.0, le=2.0)
-    percussive_bands: int = Field(9, ge=3, le=101)
-    bass_hz: tuple[float, float] = (180.0, 320.0)
+    percussive_bands: int = Field(15, ge=3, le=101)
+    bass_hz: tuple[float, float] = (100.0, 220.0)
     vocal_hz: tuple[float, float] = (180.0, 6000.0)
-    repet_neighbours: int = Field(9, ge=1, le=64)
+    repet_neighbours: int = Field(25, ge=1, le=64)
     repet_gap_seconds: float = Field(1.0, ge=0.0)
     repet_step: int = Field(4, ge=1, le=32)
     centre_power: float = Field(1.0, ge=0.0)
+    overlap: int = Field(2, ge=2, le=8)
+    kick_seconds: float = Field(0.8, ge=0.0, le=4.0)
+    kick_contrast: float = Field(1.0, ge=0.0)
 
 
 # ------------------------------------------------------------------ STFT
 
 
 def _stft(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """complex64 [..., T, F]: centred periodic-Hann STFT, T = 1 + samples // hop."""
+    """complex64 [..., T, F]: centred STFT (:func:`_window`), T = 1 + samples // hop."""
     import scipy.fft
     from numpy.lib.stride_tricks import sliding_window_view
 
     half = n_fft // 2
     pad = [(0, 0)] * (y.ndim - 1) + [(half, half)]
     frames = sliding_window_view(np.pad(y, pad), n_fft, axis=-1)[..., ::hop, :]
-    return scipy.fft.rfft(frames * _hann(n_fft), axis=-1)
+    return scipy.fft.rfft(frames * _window(n_fft, hop), axis=-1)
 
 
-def _hann(n: int) -> np.ndarray:
-    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)
+def _window(n: int, hop: int) -> np.ndarray:
+    """Periodic Hann for 75 % overlap, its square root for 50 % (analysis and synthesis
+    windows then overlap-add to a constant)."""
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+    return (np.sqrt(hann) if 2 * hop >= n else hann).astype(np.float32)
 
 
 def _istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
@@ -105,13 +117,13 @@ def _istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
     import scipy.fft
 
     frames = scipy.fft.irfft(spec, n=n_fft, axis=-1).astype(np.float32, copy=False)
-    frames *= _hann(n_fft)
+    frames *= _window(n_fft, hop)
     t = frames.shape[-2]
     r = n_fft // hop
     out = np.zeros((*frames.shape[:-2], t + r - 1, hop), dtype=np.float32)
     win_sq = np.zeros((t + r - 1, hop), dtype=np.float32)
     chunks = frames.reshape((*frames.shape[:-1], r, hop))
-    w2 = (_hann(n_fft) ** 2).reshape(r, hop)
+    w2 = (_window(n_fft, hop) ** 2).reshape(r, hop)
     for k in range(r):
         out[..., k : k + t, :] += chunks[..., k, :]
         win_sq[k : k + t] += w2[k]
@@ -175,26 +187,22 @@ def _repeating_background(power: np.ndarray, params: DSPSeparatorParams, rate: f
     return np.repeat(model, step, axis=0)[:t]
 
 
-def separate_dsp(
-    y: np.ndarray, sr: int, *, params: DSPSeparatorParams | None = None
-) -> dict[str, np.ndarray]:
-    """The weight-free separator (see the module docstring).
+def dsp_frame(sr: int, params: DSPSeparatorParams) -> tuple[int, int]:
+    """(n_fft, hop) of the DSP separator at ``sr``: ``frame_seconds`` rounded to a power of
+    two, and a quarter of it."""
+    n_fft = 2 ** round(math.log2(params.frame_seconds * sr))
+    return n_fft, n_fft // params.overlap
 
-    ``y``: float32 [channels, samples] (or [samples]) at ``sr`` Hz. Returns
-    {'drums', 'bass', 'other', 'vocals'}: float32 [channels, samples] whose sum equals
-    ``y`` to float32 rounding.
-    """
+
+def dsp_masks(spec: np.ndarray, sr: int, params: DSPSeparatorParams) -> dict[str, np.ndarray]:
+    """Soft masks float32 [T, F] for 'drums', 'bass' and 'vocals' from the STFT ``spec``
+    [channels, T, F] (``other`` is one minus their sum; all four lie in [0, 1])."""
     from stratum_kernel.features import median_filter_axis
 
-    params = params or DSPSeparatorParams()
-    y = _check_audio(y)
-    channels, n = y.shape
-    n_fft = 2 ** round(math.log2(params.frame_seconds * sr))
-    hop = n_fft // 4
-    spec = _stft(y, n_fft, hop)  # [C, T, F]
+    channels = spec.shape[0]
+    n_fft, hop = dsp_frame(sr, params)
     freqs = np.arange(spec.shape[-1], dtype=np.float64) * sr / n_fft
-    power_c = spec.real**2 + spec.imag**2
-    power = power_c.sum(axis=0)  # [T, F]
+    power = (spec.real**2 + spec.imag**2).sum(axis=0)  # [T, F]
     edges = _band_edges(freqs, params)
     widths = np.diff(edges).astype(np.float32)
     band_of_bin = np.repeat(np.arange(len(widths)), np.diff(edges))
@@ -205,6 +213,17 @@ def separate_dsp(
     harm = median_filter_axis(np.ascontiguousarray(band_power.T), kt, axis=1).T ** 2
     perc = median_filter_axis(band_power, params.percussive_bands | 1, axis=1) ** 2
     perc_mask = perc / np.maximum(harm + perc, _EPS)  # [T, K]
+    band_freq = 0.5 * (freqs[edges[:-1]] + freqs[edges[1:] - 1])
+    if params.kick_seconds > 0:
+        # Below the bass crossover a kick's tail is as narrow as a bass note, so frequency
+        # cannot tell them apart; time can: a bass note holds, a kick jumps and decays.
+        # Power far above its own median over ``kick_seconds`` is a transient -> drums.
+        kl = max(3, round(params.kick_seconds * rate) | 1)
+        low = band_freq < params.bass_hz[1]
+        sustained = median_filter_axis(np.ascontiguousarray(band_power[:, low].T), kl, axis=1).T
+        ratio = sustained / np.maximum(band_power[:, low], _EPS)
+        transient = np.clip(1.0 - params.kick_contrast * ratio, 0.0, 1.0)
+        perc_mask[:, low] = np.maximum(perc_mask[:, low], transient)
 
     harm_power = band_power * (1.0 - perc_mask)
     background = _repeating_background(harm_power, params, rate)
@@ -218,7 +237,6 @@ def separate_dsp(
         centre = np.clip(2.0 * coherence - 1.0, 0.0, 1.0) ** params.centre_power
     else:
         centre = np.ones_like(foreground)
-    band_freq = 0.5 * (freqs[edges[:-1]] + freqs[edges[1:] - 1])
     vocal_band = _raised_cosine(band_freq, params.vocal_hz[1], params.vocal_hz[1] * 2) * (
         1.0 - _raised_cosine(band_freq, params.vocal_hz[0] / 2, params.vocal_hz[0])
     )
@@ -227,11 +245,28 @@ def separate_dsp(
     bass_bin = _raised_cosine(freqs, *params.bass_hz)[None, :]  # [1, F]
     m_drums = perc_mask[:, band_of_bin].astype(np.float32)
     rest = 1.0 - m_drums
-    m_bass = rest * bass_bin
-    m_vocals = rest * (1.0 - bass_bin) * vocal[:, band_of_bin]
-    out = {}
-    for name, mask in (("drums", m_drums), ("bass", m_bass), ("vocals", m_vocals)):
-        out[name] = _istft(spec * mask, n_fft, hop, n)
+    return {
+        "drums": m_drums,
+        "bass": rest * bass_bin,
+        "vocals": rest * (1.0 - bass_bin) * vocal[:, band_of_bin],
+    }
+
+
+def separate_dsp(
+    y: np.ndarray, sr: int, *, params: DSPSeparatorParams | None = None
+) -> dict[str, np.ndarray]:
+    """The weight-free separator (see the module docstring).
+
+    ``y``: float32 [channels, samples] (or [samples]) at ``sr`` Hz. Returns
+    {'drums', 'bass', 'other', 'vocals'}: float32 [channels, samples] whose sum equals
+    ``y`` to float32 rounding.
+    """
+    params = params or DSPSeparatorParams()
+    y = _check_audio(y)
+    n = y.shape[1]
+    n_fft, hop = dsp_frame(sr, params)
+    spec = _stft(y, n_fft, hop)  # [C, T, F]
+    out = {name: _istft(spec * m, n_fft, hop, n) for name, m in dsp_masks(spec, sr, params).items()}
     out["other"] = y - out["drums"] - out["bass"] - out["vocals"]
     return {s: np.ascontiguousarray(out[s], dtype=np.float32) for s in STEM_NAMES}
 

@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stratum-setup
 
-.PHONY: setup render test lint bench clean
+.PHONY: setup render dashboard test lint bench clean
 
 setup: $(STAMP)
 
@@ -11,8 +11,19 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
 
 ## Render the bundled album with the bundled model (CPU by default, GPU when present).
+## papermill runs notebooks/render_album.ipynb with render.yaml and keeps the executed
+## notebook in the run folder as the run record. RUN_ID names the folder (default: dated);
+## PARAMS passes more papermill parameters, e.g. PARAMS="-p duration 10 -p tracks sodium-lights".
+RUN_ID ?= $(shell date +%Y%m%d-%H%M%S)
+PARAMS ?=
 render: setup
-	$(PY) -m stratum_kernel analyze --album album
+	mkdir -p renders/$(RUN_ID)
+	$(VENV)/bin/papermill -k stratum --cwd . notebooks/render_album.ipynb \
+		renders/$(RUN_ID)/render_album.ipynb -p config render.yaml -p run_id $(RUN_ID) $(PARAMS)
+
+## The studio as a Voila dashboard on http://127.0.0.1:8866 (no browser is opened).
+dashboard: setup
+	$(VENV)/bin/voila --no-browser --Voila.ip=127.0.0.1 notebooks/dashboard.ipynb
 
 ## The whole test suite, with lint and coverage.
 test: setup

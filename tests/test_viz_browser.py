@@ -103,18 +103,25 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
+    """One headless Chromium for the module (Playwright's sync API allows one at a time)."""
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is missing (apt-get install --no-install-recommends "
                     "chromium, as scripts/setup.sh does)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        pg = browser.new_page()
-        pg.goto(server)
-        pg.wait_for_function("window.ready === true", timeout=20000)
-        yield pg
-        browser.close()
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    pg = browser.new_page()
+    pg.goto(server)
+    pg.wait_for_function("window.ready === true", timeout=20000)
+    yield pg
+    pg.close()
 
 
 def _pixels(b64: str) -> np.ndarray:
@@ -230,7 +237,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow  # starts Voila and a kernel
-def test_voila_panel_change_redraws_every_canvas(tmp_path, monkeypatch):
+def test_voila_panel_change_redraws_every_canvas(browser, tmp_path, monkeypatch):
     """In the Voila dashboard: untick 'mirror' in the shared panel; both canvases redraw
     with exactly the Python renderer's pixels, the settings file and localStorage follow."""
     import subprocess
@@ -241,9 +248,6 @@ def test_voila_panel_change_redraws_every_canvas(tmp_path, monkeypatch):
     import nbformat
     import yaml
 
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing")
-    sync_api = pytest.importorskip("playwright.sync_api")
     settings = tmp_path / "stratum_settings.yaml"
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(VOILA_NB_SOURCE)]
@@ -265,9 +269,8 @@ def test_voila_panel_change_redraws_every_canvas(tmp_path, monkeypatch):
                 break
             except OSError:
                 time.sleep(0.5)
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            page = browser.new_page()
+        page = browser.new_page()
+        try:
             page.goto(url, wait_until="domcontentloaded", timeout=120000)
             page.wait_for_function(
                 "document.querySelectorAll('.stratum-stem-waveform canvas').length == 2",
@@ -285,7 +288,8 @@ def test_voila_panel_change_redraws_every_canvas(tmp_path, monkeypatch):
             after = page.evaluate(read)
             stored = json.loads(page.evaluate(
                 "localStorage.getItem('stratum.viz.stem_waveform')"))
-            browser.close()
+        finally:
+            page.close()
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -189,7 +189,7 @@ def test_preview_with_another_preset_differs(baseline, album_dir, tiny_model_dir
 
 
 @pytest.mark.parametrize(
-    ("batch", "chunk", "threads"), [(1, 20, 2), (7, 20, 1), (16, 13, 2), (3, 60, 1)]
+    ("batch", "chunk", "threads"), [(1, 20, 2), (16, 13, 2), (3, 60, 1)]
 )
 def test_frames_do_not_depend_on_batch_chunk_or_threads(
     baseline, album_dir, tiny_model_dir, tmp_path, batch, chunk, threads

@@ -350,15 +350,18 @@ def estimate_tempo(
     rate: float,
     *,
     start_bpm: float = 120.0,
-    std_bpm: float = 1.0,
+    std_bpm: float = 0.7,
     min_bpm: float = 30.0,
     max_bpm: float = 320.0,
 ) -> float:
     """The dominant tempo in bpm of an onset series ``onset`` [T] at ``rate`` Hz.
 
-    The autocorrelation of the (mean-removed) onset series, weighted by a log-normal prior
-    centred at ``start_bpm`` with ``std_bpm`` octaves of spread (librosa's prior), picks
-    the beat period; a parabola through the peak refines it below one hop.
+    The autocorrelation of the (mean-removed) onset series at the beat period, plus half
+    of it at twice that period (a real beat also recurs every two beats; a dotted or
+    triplet pattern's period does not), weighted by a log-normal prior centred at
+    ``start_bpm`` with ``std_bpm`` octaves of spread (librosa's prior, narrower: 0.7
+    rather than 1 octave settled every octave error on the bundled album), picks the
+    beat period; a parabola through the peak refines it below one hop.
     """
     o = np.asarray(onset, dtype=np.float64)
     o = o - o.mean()
@@ -367,12 +370,15 @@ def estimate_tempo(
     hi = min(n - 2, math.ceil(60.0 * rate / min_bpm))
     if hi <= lo + 1 or not np.any(o):
         return float(start_bpm)
+    m = min(n, 2 * hi + 4)
     spec = np.fft.rfft(o, n=2 * n)
-    acf = np.fft.irfft(spec.real**2 + spec.imag**2)[: hi + 2] / (n - np.arange(hi + 2))
-    lags = np.arange(hi + 2, dtype=np.float64)
-    lags[0] = 1.0
-    prior = np.exp(-0.5 * ((np.log2(60.0 * rate / lags) - np.log2(start_bpm)) / std_bpm) ** 2)
-    score = np.maximum(acf, 0.0) * prior
+    acf = np.fft.irfft(spec.real**2 + spec.imag**2)[:m] / (n - np.arange(m))
+    acf = np.maximum(acf, 0.0)
+    lags = np.arange(hi + 2)
+    twice = np.where(2 * lags < m, acf[np.minimum(2 * lags, m - 1)], 0.0)
+    bpms = 60.0 * rate / np.maximum(lags, 1)
+    prior = np.exp(-0.5 * ((np.log2(bpms) - np.log2(start_bpm)) / std_bpm) ** 2)
+    score = (acf[: hi + 2] + 0.5 * twice) * prior
     score[:lo] = 0.0
     k = int(np.argmax(score[: hi + 1]))
     if score[k] <= 0.0:

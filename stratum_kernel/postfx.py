@@ -97,13 +97,16 @@ class PostFXParams(BaseModel):
 
 
 #: Parameters a per-frame modulation may move, with the range the result is clipped to.
-#: Modulation values are offsets added to the configured value.
+#: Modulation values are offsets added to the configured value. Every float field of
+#: PostFXParams is here (presets may target any of them). A modulated grain_size is
+#: quantised to 1/4 px, one cached grain pool per size.
 MODULATABLE: dict[str, tuple[float, float]] = {
     "exposure": (-4.0, 4.0),
     "contrast": (0.0, 3.0),
     "saturation": (0.0, 3.0),
     "vignette": (0.0, 1.0),
     "grain_intensity": (0.0, 1.0),
+    "grain_size": (0.5, 8.0),
     "chroma_shift": (0.0, 32.0),
     "persistence": (0.0, 0.95),
     "sharpen": (0.0, 3.0),
@@ -121,6 +124,7 @@ class FrameFX:
     saturation: float
     vignette: float
     grain_intensity: float
+    grain_size: float
     chroma_shift: float
     persistence: float
     sharpen: float
@@ -323,7 +327,7 @@ def _vignette(img: np.ndarray, strength: float) -> np.ndarray:
     return cv2.subtract(img, dark)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=8)
 def grain_pool(seed: int, height: int, width: int, grain_size: float) -> np.ndarray:
     """uint8 [H + margin, W + margin, 3]: film grain codes (128 = no change; one code step
     is 1/4 of :data:`GRAIN_LEVELS` σ), mostly luminance with a little colour, blurred to
@@ -469,7 +473,7 @@ def apply_postfx(
         if fx.vignette > 0:
             img = _vignette(img, fx.vignette)
         if fx.grain_intensity > 0:
-            img = _grain(img, fx.grain_intensity, seed, track_id, i, params.grain_size)
+            img = _grain(img, fx.grain_intensity, seed, track_id, i, fx.grain_size)
         if overlays:
             img = np.array(img, copy=True)
             t = start_time + i / float(fps)

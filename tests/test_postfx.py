@@ -198,7 +198,13 @@ def test_modulation_moves_and_is_clipped():
         frame_settings(p, {"wobble": np.zeros(3)}, 3)
     with pytest.raises(ValueError, match="2 values for 3 frames"):
         frame_settings(p, {"exposure": np.zeros(2)}, 3)
-    assert set(MODULATABLE) >= {"exposure", "grain_intensity", "persistence", "vignette"}
+    floats = {k for k, f in PostFXParams.model_fields.items() if f.annotation is float}
+    assert floats <= set(MODULATABLE)  # presets may modulate any float field
+    sized = _run(np.full((2, 16, 16, 3), 128, np.uint8),
+                 PostFXParams(tone_curve="linear", grain_intensity=0.5), out_size=(32, 32),
+                 modulation={"grain_size": np.array([0.0, 3.0])})
+    step = np.abs(np.diff(sized.astype(int), axis=2)).mean(axis=(1, 2, 3))
+    assert step[1] < 0.5 * step[0]  # bigger grain: neighbouring pixels move together
 
 
 def test_overlays_get_time_and_paint():

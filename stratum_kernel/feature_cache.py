@@ -57,12 +57,16 @@ def file_sha256(path: str | Path, *, memo_dir: str | Path | None = None) -> str:
     inode stay the same (in this process, and in ``memo_dir`` when given)."""
     path = Path(path).resolve()
     ident = _identity(path)
-    if ident in _HASH_MEMO:
-        return _HASH_MEMO[ident]
     memo_file = None
     if memo_dir is not None:
         name = hashlib.sha256(str(path).encode()).hexdigest()[:32] + ".json"
         memo_file = Path(memo_dir) / name
+    if ident in _HASH_MEMO:
+        digest = _HASH_MEMO[ident]
+        if memo_file is not None and not memo_file.exists():
+            _write_text_atomic(memo_file, json.dumps({"ident": list(ident), "sha256": digest}))
+        return digest
+    if memo_file is not None:
         try:
             memo = json.loads(memo_file.read_text())
             if tuple(memo["ident"]) == ident:

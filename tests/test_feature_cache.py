@@ -157,6 +157,9 @@ def test_file_sha256_memo(tmp_path, monkeypatch):
     _settle(path)
     assert file_sha256(path, memo_dir=memo) == fresh
     assert len(list(memo.iterdir())) == 1
+    # remembered in this process: another memo folder still gets its file
+    assert file_sha256(path, memo_dir=tmp_path / "memo2") == fresh
+    assert len(list((tmp_path / "memo2").iterdir())) == 1
     # a new process (empty in-memory memo) reads the memo file instead of the bytes
     monkeypatch.setattr(fc, "_HASH_MEMO", {})
     opened = []

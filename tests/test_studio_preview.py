@@ -335,9 +335,11 @@ def test_encode_image_round_trips():
 
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    png = encode_image(frame)
-    back = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
-    np.testing.assert_array_equal(back, frame)
+    for fmt in ("bmp", "png"):
+        data = encode_image(frame, fmt)
+        back = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+        np.testing.assert_array_equal(back, frame)
+    assert encode_image(frame)[:2] == b"BM"
     assert encode_image(frame, "jpeg")[:2] == b"\xff\xd8"
     with pytest.raises(ValueError, match="unknown image format"):
         encode_image(frame, "gif")

@@ -63,6 +63,7 @@ class PreviewRequest:
     preset: Preset
     strip: int = 0
     strip_step: int = 6
+    image_format: str = "bmp"
 
 
 @dataclass
@@ -88,13 +89,14 @@ def render_request(engine: PreviewEngine, req: PreviewRequest, ticket: Any) -> N
 
     def draft(frame: np.ndarray) -> None:
         ticket.publish(PreviewResult(req.pane, "draft", req, frame[None], [i],
-                                     [encode_image(frame)], {"total": sw.total()}))
+                                     [encode_image(frame, req.image_format)],
+                                     {"total": sw.total()}))
 
     with sw("frame"):
         out = engine.frames(req.track_id, i, i + 1, job=job, ticket=ticket, on_draft=draft)
     with sw("encode"):
-        png = encode_image(out[0])
-    ticket.publish(PreviewResult(req.pane, "frame", req, out, [i], [png],
+        data = encode_image(out[0], req.image_format)
+    ticket.publish(PreviewResult(req.pane, "frame", req, out, [i], [data],
                                  {**sw.ms, "total": sw.total()}))
     idx = strip_indices(i, job.n_frames, req.strip, req.strip_step)
     if not idx:
@@ -171,9 +173,9 @@ class PresetExplorer:
 
         self.timeline = Timeline(width=plot_width)
         width = f"{int(display_width)}px"
-        self.image_a = w.Image(format="png", layout=lay(width=width, border="1px solid #ccc"))
+        self.image_a = w.Image(format="bmp", layout=lay(width=width, border="1px solid #ccc"))
         self.image_a.add_class("stratum-preview-a")
-        self.image_b = w.Image(format="png", layout=lay(width=width, border="1px solid #ccc"))
+        self.image_b = w.Image(format="bmp", layout=lay(width=width, border="1px solid #ccc"))
         self.label_a, self.label_b = w.HTML(), w.HTML()
         self.pane_b = w.VBox([self.image_b, self.label_b], layout=lay(display="none"))
         self.strip_images = [w.Image(format="jpeg", layout=lay(width="120px"))
@@ -272,7 +274,7 @@ class PresetExplorer:
             info = self.engine.cache_info()
             self.info.value = (
                 f"<span style='font:11px monospace;color:#555'>{ms.get('total', 0):.0f} ms "
-                f"(plan {ms.get('plan', 0):.0f}, frame {ms.get('frame', 0):.0f}, png "
+                f"(plan {ms.get('plan', 0):.0f}, frame {ms.get('frame', 0):.0f}, image "
                 f"{ms.get('encode', 0):.0f}) · decoded {info['decoded']} · cached "
                 f"{info['frames_cached']} frames, {info['plans_cached']} plans</span>")
 

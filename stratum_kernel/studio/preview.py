@@ -254,17 +254,23 @@ def preview_config(config: RenderConfig, resolution: Any) -> RenderConfig:
     return config.model_copy(update={"resolution": size}, deep=True)
 
 
-def encode_image(frame: np.ndarray, fmt: str = "png", quality: int = 88) -> bytes:
-    """uint8 [H, W, 3] RGB → PNG (lossless, fast compression) or JPEG bytes."""
+def encode_image(frame: np.ndarray, fmt: str = "bmp", quality: int = 88) -> bytes:
+    """uint8 [H, W, 3] RGB → BMP, PNG (both lossless) or JPEG bytes.
+
+    The live preview sends BMP: lossless like PNG but ~0.05 ms instead of ~20 ms for a
+    256² frame (OpenCV's PNG filter search dominates the whole post-FX chain); the bytes
+    travel over the local kernel connection, where size matters less than latency."""
     import cv2
 
     bgr = np.ascontiguousarray(frame[..., ::-1])
-    if fmt == "png":
+    if fmt == "bmp":
+        ok, buf = cv2.imencode(".bmp", bgr)
+    elif fmt == "png":
         ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     elif fmt in ("jpg", "jpeg"):
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     else:
-        raise ValueError(f"unknown image format {fmt!r}; use 'png' or 'jpeg'")
+        raise ValueError(f"unknown image format {fmt!r}; use 'bmp', 'png' or 'jpeg'")
     if not ok:
         raise RenderError(f"could not encode a {frame.shape} frame as {fmt}")
     return buf.tobytes()

@@ -466,7 +466,8 @@ def separate(
     name, path = _resolve(backend, weights)
     if name == "dsp":
         return separate_dsp(y, sr, params=params)
-    key = str(path)
+    stat = path.stat()
+    key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"  # a replaced file reloads
     if key not in _DEMUCS_CACHE:
         _DEMUCS_CACHE[key] = DemucsSeparator(path)
     return _DEMUCS_CACHE[key](y, sr)

@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures_audio",
     "tests.fixtures_model",
+    "tests.fixtures_offline",
 ]

@@ -97,13 +97,19 @@ def create_session(onnx_path: Path, provider: str, threads: int) -> tuple[Any, s
         with contextlib.suppress(Exception):  # best effort; the probe below decides
             ort.preload_dlls()  # CUDA/cuDNN from pip's nvidia-* wheels, when installed
         ort.set_default_logger_severity(4)  # the fallback path logs a scary but harmless error
+        why = "ONNX Runtime fell back to its CPU provider"
         try:
             session = ort.InferenceSession(str(onnx_path), so, providers=[CUDA_EP, CPU_EP])
+            _cuda_works = session.get_providers()[0] == CUDA_EP
+        except Exception as err:  # a CUDA provider that fails hard (driver, cuDNN, memory)
+            _cuda_works = False
+            why = f"the CUDA provider failed: {type(err).__name__}: {str(err)[:200]}"
         finally:
             ort.set_default_logger_severity(2)
-        _cuda_works = session.get_providers()[0] == CUDA_EP
         if _cuda_works:
             return session, CUDA_EP
+        if provider == "auto":
+            log.warning("decoder: CUDA could not be used (%s); decoding on the CPU", why)
     if provider == "cuda":
         raise RenderError(
             "decoder.execution_provider is 'cuda' but ONNX Runtime could not start its CUDA "

@@ -99,11 +99,20 @@ def ffmpeg_exe() -> str:
     try:
         import imageio_ffmpeg
 
-        return imageio_ffmpeg.get_ffmpeg_exe()
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
     except Exception as err:  # ImportError or its RuntimeError when no binary is found
         raise RenderError(
             f"ffmpeg is not available ({err}); install imageio-ffmpeg (pip install imageio-ffmpeg)"
         ) from None
+    # imageio-ffmpeg trusts $IMAGEIO_FFMPEG_EXE without checking it
+    if not (os.path.isfile(exe) and os.access(exe, os.X_OK)) and shutil.which(exe) is None:
+        env = os.environ.get("IMAGEIO_FFMPEG_EXE")
+        where = f" (from IMAGEIO_FFMPEG_EXE={env!r})" if env else ""
+        raise RenderError(
+            f"ffmpeg not found: {exe!r}{where} is not an executable file; point "
+            "IMAGEIO_FFMPEG_EXE at an ffmpeg binary, or unset it to use imageio-ffmpeg's own"
+        )
+    return exe
 
 
 @functools.lru_cache(maxsize=1)
@@ -155,7 +164,8 @@ def run_ffmpeg(args: Sequence[str], *, what: str, timeout: float | None = None) 
     """Run ffmpeg with ``args``; returns stderr; RenderError with its tail on failure."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *args]
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
+                             start_new_session=True)
     except subprocess.TimeoutExpired:
         raise RenderError(f"{what}: ffmpeg did not finish within {timeout} s") from None
     if out.returncode != 0:
@@ -188,8 +198,10 @@ class VideoEncoder:
             *BITEXACT, "-f", "mp4", str(self._tmp),
         ]
         self._errf = open(self._err, "wb")  # noqa: SIM115 - closed in close()/abort()
+        # its own session: Ctrl-C in a terminal reaches Python only, which then stops the
+        # run cleanly (abort() kills ffmpeg and removes the partial file)
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                      stderr=self._errf)
+                                      stderr=self._errf, start_new_session=True)
 
     def write(self, frames: np.ndarray) -> None:
         """Append frames: uint8 [B, H, W, 3] (or one [H, W, 3])."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from pydantic import (
 from stratum_kernel.decoder import DecoderParams
 from stratum_kernel.encode import EncodeParams
 from stratum_kernel.errors import ConfigError
+from stratum_kernel.mixer import MixerRenderSpec
 from stratum_kernel.paths import project_root, safe_name
 from stratum_kernel.postfx import PostFXParams
 from stratum_kernel.presets import (
@@ -173,6 +175,7 @@ class TrackConfig(_Strict):
     seed: int | None = Field(default=None, ge=0)
     preset_overrides: dict[str, Any] = Field(default_factory=dict)
     postfx: dict[str, Any] = Field(default_factory=dict)
+    mixer: MixerRenderSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -200,6 +203,21 @@ def check_preset_name(name: str, info: ValidationInfo) -> str:
     return name
 
 
+def check_scheduler(value: str) -> str:
+    """A Dask scheduler to render on: ``'tcp://host:8786'`` (also ``tls://``, ``ws://``,
+    ``wss://``, ``inproc://``), or ``'local'`` / ``'local:N'`` for a LocalCluster of N
+    worker processes started for the run."""
+    v = value.strip()
+    if re.fullmatch(r"local(:[1-9][0-9]{0,2})?", v):
+        return v
+    if re.fullmatch(r"(tcp|tls|ws|wss|inproc|ucx)://[^\s/]+(:[0-9]{1,5})?/?", v):
+        return v
+    raise ValueError(
+        f"scheduler {value!r} is neither a Dask scheduler address ('tcp://host:8786') nor "
+        "'local' / 'local:N' (a LocalCluster of N worker processes)"
+    )
+
+
 class RenderConfig(_Strict):
     """The whole of render.yaml; see the module docstring for layering and paths."""
 
@@ -217,6 +235,9 @@ class RenderConfig(_Strict):
     encode: EncodeParams = Field(default_factory=EncodeParams, validate_default=True)
     render: RenderSettings = Field(default_factory=RenderSettings)
     tracks: list[TrackConfig] = Field(default_factory=list)
+    mixer: MixerRenderSpec | None = None
+    scheduler: str | None = None
+    shared_storage: bool | None = None
 
     _base_dir: Path = PrivateAttr(default_factory=project_root)
     _source: str | None = PrivateAttr(default=None)
@@ -225,6 +246,11 @@ class RenderConfig(_Strict):
     @classmethod
     def _resolution(cls, v: Any) -> tuple[int, int]:
         return parse_resolution(v)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, v: str | None) -> str | None:
+        return None if v is None else check_scheduler(v)
 
     @field_validator("run_id")
     @classmethod
@@ -373,6 +399,11 @@ class RenderConfig(_Strict):
                 f"{self._source or 'render config'} (post-FX for track {track_id!r})",
                 err, PostFXParams,
             ) from None
+
+    def mixer_for(self, track_id: str) -> MixerRenderSpec | None:
+        """The track's mixer spec (``tracks[i].mixer``), else the run's ``mixer``."""
+        tc = self.track_config(track_id)
+        return tc.mixer if tc.mixer is not None else self.mixer
 
     def to_meta(self) -> dict[str, Any]:
         """A JSON-able dict of the resolved config for meta.json (paths resolved)."""

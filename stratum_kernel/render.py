@@ -79,6 +79,7 @@ class TrackJob:
     features: Any
     plan: Any
     painters: list = field(default_factory=list)
+    mixer: Any = None  # MixerRenderSpec | None: per-stem weights (picture) and soundtrack
 
     @property
     def modulated_persistence(self) -> bool:
@@ -188,6 +189,11 @@ class RenderContext:
         postfx = cfg.postfx_for(track_id, preset_obj)
         fps = float(cfg.frame_rate)
         ff = self.analysis.frame_features(track_id, fps=fps, start=start, end=end)
+        mixer = cfg.mixer_for(track_id)
+        if mixer is not None:
+            from stratum_kernel.mixer import apply_reactive_weights
+
+            ff = apply_reactive_weights(ff, mixer)
         seed = cfg.seed_for(track_id)
         plan = LatentController(self.model, preset_obj, seed=seed, track_id=track_id).plan(ff)
         n = frame_count(end - start, fps)
@@ -196,7 +202,8 @@ class RenderContext:
                 f"track {track_id!r}: the plan has {plan.n_frames} frames, expected {n}"
             )
         job = TrackJob(track_id, audio_path, start, end, fps, n, seed,
-                       cfg.seed_for(track_id, "postfx"), preset_obj, postfx, ff, plan)
+                       cfg.seed_for(track_id, "postfx"), preset_obj, postfx, ff, plan,
+                       mixer=mixer)
         job.painters = build_painters(job, cfg.resolution)
         if cacheable:
             self._jobs[key] = job
@@ -350,6 +357,8 @@ def config_fingerprint(config: RenderConfig, model_sha: str) -> str:
     output bytes (not the run id, batch size or decoder threads)."""
     data = config.to_meta()
     data.pop("run_id", None)
+    data.pop("scheduler", None)  # where chunks run never changes a byte
+    data.pop("shared_storage", None)
     data.get("decoder", {}).pop("batch_size", None)
     data.get("decoder", {}).pop("threads", None)
     text = json.dumps({"config": data, "model": model_sha}, sort_keys=True)
@@ -392,17 +401,33 @@ def _open_log(run_dir: Path) -> tuple[logging.Handler, int]:
 
 
 def render_album(config: RenderConfig, *, progress: bool = True, resume: bool = False,
-                 on_chunk: OnChunk | None = None, context: RenderContext | None = None
-                 ) -> RunResult:
+                 on_chunk: OnChunk | None = None, context: RenderContext | None = None,
+                 scheduler: Any = None, shared_storage: bool | None = None,
+                 worker_hook: Callable[[str, int, int], None] | None = None) -> RunResult:
     """Render every configured track, join the album film, write previews and meta.json.
 
     resume: continue ``<output_root>/<run_id>`` after its last finished chunk (needs the
     run id and the same config). on_chunk(track_id, chunk_index): called when a chunk's
     segment is encoded, before it is recorded as finished (progress, tests).
+
+    scheduler: render the chunks as tasks on a Dask cluster (see
+    :mod:`stratum_kernel.distributed`): a scheduler address ``'tcp://host:8786'``, a
+    ``distributed.Client``, or ``'local'`` / ``'local:N'``; default ``config.scheduler``
+    (None: render here). shared_storage: whether workers can write into the run folder
+    (default ``config.shared_storage``; None: detected). worker_hook(track_id, chunk,
+    frames_done): called on the worker during a chunk (fault injection in tests).
+    The files are byte-identical to a local run's.
     """
     t0 = time.perf_counter()
     ctx = context or RenderContext(config, progress=progress)
     cfg = ctx.config
+    if scheduler is None:
+        scheduler = cfg.scheduler
+    if shared_storage is None:
+        shared_storage = cfg.shared_storage
+    dist = None if scheduler is None else {"scheduler": scheduler,
+                                           "shared_storage": shared_storage,
+                                           "worker_hook": worker_hook}
     model_sha = sha256_file(ctx.model.onnx_path)
     fp = config_fingerprint(cfg, model_sha)
     if resume and not cfg.run_id:
@@ -437,7 +462,7 @@ def render_album(config: RenderConfig, *, progress: bool = True, resume: bool = 
     handler, level = _open_log(run_dir)
     try:
         return _render_run(ctx, run_id, run_dir, model_sha, progress=progress,
-                           on_chunk=on_chunk, t0=t0)
+                           on_chunk=on_chunk, t0=t0, dist=dist)
     except BaseException as err:
         log.error("run %s stopped: %s: %s (continue it with --resume --run-id %s)", run_id,
                   type(err).__name__, err, run_id)
@@ -450,7 +475,8 @@ def render_album(config: RenderConfig, *, progress: bool = True, resume: bool = 
 
 
 def _render_run(ctx: RenderContext, run_id: str, run_dir: Path, model_sha: str, *,
-                progress: bool, on_chunk: OnChunk | None, t0: float) -> RunResult:
+                progress: bool, on_chunk: OnChunk | None, t0: float,
+                dist: dict | None = None) -> RunResult:
     from tqdm.auto import tqdm
 
     from stratum_kernel.encode import check_film, concat_films, resolve_x264
@@ -460,14 +486,28 @@ def _render_run(ctx: RenderContext, run_id: str, run_dir: Path, model_sha: str, 
     log.info("run %s: %d track(s) %s at %dx%d %g fps, decoder %s", run_id, len(ids),
              ",".join(ids), *cfg.resolution, cfg.frame_rate, ctx.decoder.provider)
     results: dict[str, TrackResult] = {}
-    bar = tqdm(total=len(ids), desc="tracks", unit="track", disable=not progress)
-    try:
+    dist_meta = None
+    if dist is not None:
+        from stratum_kernel.distributed import render_tracks_distributed
+
+        infos, dist_meta = render_tracks_distributed(
+            ctx, run_dir, ids, dist["scheduler"], model_sha=model_sha,
+            shared_storage=dist["shared_storage"], progress=progress, on_chunk=on_chunk,
+            worker_hook=dist["worker_hook"])
         for tid in ids:
-            bar.set_postfix_str(tid)
-            results[tid] = render_track(ctx, run_dir, tid, progress=progress, on_chunk=on_chunk)
-            bar.update(1)
-    finally:
-        bar.close()
+            job = ctx.job(tid)
+            results[tid] = TrackResult(tid, run_dir / f"{tid}.mp4", job.n_frames,
+                                       job.n_frames / job.fps, infos[tid])
+    else:
+        bar = tqdm(total=len(ids), desc="tracks", unit="track", disable=not progress)
+        try:
+            for tid in ids:
+                bar.set_postfix_str(tid)
+                results[tid] = render_track(ctx, run_dir, tid, progress=progress,
+                                            on_chunk=on_chunk)
+                bar.update(1)
+        finally:
+            bar.close()
     fps = float(cfg.frame_rate)
     counts = [results[t].frames for t in ids]
     album = concat_films([results[t].film for t in ids], counts,
@@ -491,6 +531,10 @@ def _render_run(ctx: RenderContext, run_id: str, run_dir: Path, model_sha: str, 
         "album": {"file": "album.mp4", "sha256": sha256_file(album), "frames": total,
                   "duration": total / fps},
     }
+    if cfg.mixer is not None:  # per-track specs are in tracks[i]["mixer"]
+        meta["mixer"] = cfg.mixer.to_meta()
+    if dist_meta is not None:
+        meta["distributed"] = dist_meta
     _write_json(run_dir / "meta.json", meta)
     shutil.rmtree(run_dir / WORK, ignore_errors=True)
     seconds = time.perf_counter() - t0

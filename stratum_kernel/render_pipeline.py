@@ -192,15 +192,41 @@ class TrackRun:
         return done
 
 
+def _mixer_meta(job: Any) -> dict | None:
+    spec = getattr(job, "mixer", None)
+    return None if spec is None else spec.to_meta()
+
+
+def _soundtrack_source(run: TrackRun) -> Path:
+    """The audio file to mux: the track's own, or the mixer's mix of its stems (written to
+    ``<work>/mixer_source.wav``) when the track's mixer spec changes the soundtrack."""
+    job = run.job
+    spec = getattr(job, "mixer", None)
+    if spec is None or not spec.affects_soundtrack:
+        return Path(job.audio_path)
+    from stratum_kernel.audio_io import write_audio
+    from stratum_kernel.mixer import soundtrack_mix
+    from stratum_kernel.stems import load_stems
+
+    stem_set = load_stems(run.ctx.album.track(job.track_id))
+    y = soundtrack_mix(stem_set.stems, spec)
+    return Path(write_audio(run.work / "mixer_source.wav",
+                            np.ascontiguousarray(y, dtype=np.float32), stem_set.sr,
+                            subtype="FLOAT"))
+
+
 def _prepare_audio(run: TrackRun) -> dict:
     from stratum_kernel.encode import prepare_audio
 
     cfg, job = run.ctx.config, run.job
     wav = run.work / "audio.wav"
     rec = run.state.get("audio")
-    if rec and wav.is_file() and sha256_file(wav) == rec["wav_sha256"]:
+    mixer = _mixer_meta(job)
+    if (rec and rec.get("mixer") == mixer and wav.is_file()
+            and sha256_file(wav) == rec["wav_sha256"]):
         return rec
-    pa = prepare_audio(job.audio_path, wav, start=job.start, end=job.end,
+    src = _soundtrack_source(run)
+    pa = prepare_audio(src, wav, start=job.start, end=job.end,
                        sample_rate=cfg.audio.sample_rate, channels=cfg.encode.audio_channels,
                        target_lufs=cfg.audio.normalization)
     rec = {"file": str(job.audio_path), "sha256": sha256_file(job.audio_path),
@@ -208,25 +234,96 @@ def _prepare_audio(run: TrackRun) -> dict:
            "samples": pa.samples, "duration": pa.duration, "gain_db": round(pa.gain_db, 6),
            "loudness_lufs": None if pa.loudness_lufs is None else round(pa.loudness_lufs, 6),
            "target_lufs": cfg.audio.normalization, "wav_sha256": sha256_file(wav)}
+    if mixer is not None:
+        rec["mixer"] = mixer
+    if src != Path(job.audio_path):
+        rec["mixed_sha256"] = sha256_file(src)
     run.state["audio"] = rec
     run.save_state()
     return rec
 
 
+def track_already_done(run: TrackRun) -> dict | None:
+    """The track's meta.json entry when an earlier attempt finished it (film intact)."""
+    done_rec = run.state.get("done")
+    film = run.run_dir / f"{run.job.track_id}.mp4"
+    if done_rec and film.is_file() and sha256_file(film) == done_rec["film"]["sha256"]:
+        log.info("%s: already rendered", run.job.track_id)
+        return done_rec
+    return None
+
+
+def record_chunk(run: TrackRun, index: int, start: int, stop: int, digests: Sequence[bytes],
+                 segment: Path, worker: str | None = None) -> None:
+    """Check a finished chunk's segment and record it in ``state.json`` (atomically)."""
+    from stratum_kernel.encode import check_film
+
+    width, height = run.ctx.config.resolution
+    check_film(segment, frames=len(digests), fps=run.job.fps, size=(width, height))
+    rec = {"start": start, "stop": stop, "frame_digests": [d.hex() for d in digests],
+           "segment_sha256": sha256_file(segment)}
+    if worker is not None:
+        rec["worker"] = worker
+    run.state["chunks"][str(index)] = rec
+    run.save_state()
+    log.info("%s: chunk %d (frames %d-%d) done%s", run.job.track_id, index, start, stop - 1,
+             f" on {worker}" if worker else "")
+
+
+def render_chunk(ctx: Any, job: Any, start: int, stop: int, segment: Path, *,
+                 hook: Callable[[int], None] | None = None) -> list[bytes]:
+    """Render frames [start, stop) of ``job`` on their own into the video segment
+    ``segment`` (written under a temporary name, renamed when complete); returns the
+    per-frame digests. Idempotent: running it twice writes the same bytes.
+
+    This is the unit of work of a distributed render: persistence history is decoded
+    again, so the frames equal the sequential pipeline's. hook(frames_done) is called
+    after each decoder batch is encoded (fault injection in tests)."""
+    from stratum_kernel.encode import VideoEncoder
+
+    cfg = ctx.config
+    width, height = cfg.resolution
+    batch = cfg.decoder.batch_size
+    digests: list[bytes] = []
+    k = job.history_count(start)
+    history = ctx.decode(job, start - k, start) if k else None
+    keep_n = job.postfx.persistence_frames
+    with VideoEncoder(segment, width=width, height=height, fps=job.fps,
+                      params=cfg.encode) as enc:
+        for a in range(start, stop, batch):
+            b = min(a + batch, stop)
+            decoded = ctx.decode(job, a, b)
+            k = job.history_count(a)
+            hist = history[len(history) - k:] if (k and history is not None) else None
+            frames = ctx.postfx(job, decoded, a, hist)
+            joined = decoded if history is None else np.concatenate([history, decoded])
+            history = joined[-keep_n:] if keep_n else None
+            enc.write(frames)
+            digests.extend(frame_digest(f) for f in frames)
+            if hook is not None:
+                hook(b - start)
+    return digests
+
+
 def render_track_chunks(run: TrackRun, *, progress: bool = True,
                         on_chunk: Callable[[str, int], None] | None = None) -> dict:
     """Render, join, check and digest one track; returns its meta.json entry."""
-    from tqdm.auto import tqdm
-
-    from stratum_kernel.encode import VideoEncoder, check_film, concat_segments
-
-    ctx, job, cfg = run.ctx, run.job, run.ctx.config
-    film = run.run_dir / f"{job.track_id}.mp4"
-    done_rec = run.state.get("done")
-    if done_rec and film.is_file() and sha256_file(film) == done_rec["film"]["sha256"]:
-        log.info("%s: already rendered", job.track_id)
+    done_rec = track_already_done(run)
+    if done_rec is not None:
         return done_rec
     audio = _prepare_audio(run)
+    render_missing_chunks(run, progress=progress, on_chunk=on_chunk)
+    return finish_track(run, audio)
+
+
+def render_missing_chunks(run: TrackRun, *, progress: bool = True,
+                          on_chunk: Callable[[str, int], None] | None = None) -> None:
+    """Render the chunks not yet recorded as finished through the three-stage pipeline."""
+    from tqdm.auto import tqdm
+
+    from stratum_kernel.encode import VideoEncoder
+
+    ctx, job, cfg = run.ctx, run.job, run.ctx.config
     width, height = cfg.resolution
     fps = job.fps
     finished = run.finished_chunks()
@@ -271,17 +368,9 @@ def render_track_chunks(run: TrackRun, *, progress: bool = True,
             seg = enc["encoder"].close()
             enc["encoder"] = None
             start = u.chunk_stop - len(enc["digests"])
-            check_film(seg, frames=len(enc["digests"]), fps=fps, size=(width, height))
             if on_chunk is not None:
                 on_chunk(job.track_id, u.chunk)
-            run.state["chunks"][str(u.chunk)] = {
-                "start": start, "stop": u.chunk_stop,
-                "frame_digests": [d.hex() for d in enc["digests"]],
-                "segment_sha256": sha256_file(seg),
-            }
-            run.save_state()
-            log.info("%s: chunk %d (frames %d-%d) done", job.track_id, u.chunk, start,
-                     u.chunk_stop - 1)
+            record_chunk(run, u.chunk, start, u.chunk_stop, enc["digests"], seg)
 
     t0 = time.perf_counter()
     try:
@@ -296,6 +385,18 @@ def render_track_chunks(run: TrackRun, *, progress: bool = True,
     if rendered:
         log.info("%s: %d frames in %.2f s (%.2f fps, %.2fx real time)", job.track_id, rendered,
                  secs, rendered / secs, rendered / secs / fps)
+
+
+def finish_track(run: TrackRun, audio: dict) -> dict:
+    """Join the track's recorded segments with its audio (no re-encode), check the film,
+    digest it and record the track as done; returns its meta.json entry."""
+    from stratum_kernel.encode import check_film, concat_segments
+
+    job, cfg = run.job, run.ctx.config
+    width, height = cfg.resolution
+    fps = job.fps
+    film = run.run_dir / f"{job.track_id}.mp4"
+    t0 = time.perf_counter()
     segments = [run.segment(i) for i, _, _ in run.chunks]
     counts = [b - a for _, a, b in run.chunks]
     concat_segments(segments, counts, film, fps=fps, params=cfg.encode, audio=run.work /
@@ -303,7 +404,7 @@ def render_track_chunks(run: TrackRun, *, progress: bool = True,
     rep = check_film(film, frames=job.n_frames, fps=fps, audio_duration=audio["duration"],
                      size=(width, height))
     info = _track_info(run, film, audio, rep)
-    run.timings["finish"] = time.perf_counter() - t0 - secs
+    run.timings["finish"] = time.perf_counter() - t0
     run.state["done"] = info
     run.save_state()
     return info
@@ -349,8 +450,11 @@ def _track_info(run: TrackRun, film: Path, audio: dict, rep: Any) -> dict:
         rec = run.state["chunks"][str(i)]
         pre = [bytes.fromhex(h) for h in rec["frame_digests"]]
         all_frames.extend(pre)
-        chunks.append({"index": i, "start": a, "stop": b, "frames_sha256": frames_digest(pre),
-                       "decoded_sha256": frames_digest(decoded[a:b])})
+        chunk = {"index": i, "start": a, "stop": b, "frames_sha256": frames_digest(pre),
+                 "decoded_sha256": frames_digest(decoded[a:b])}
+        if "worker" in rec:
+            chunk["worker"] = rec["worker"]
+        chunks.append(chunk)
     plan = job.plan
     return {
         "id": job.track_id,
@@ -374,4 +478,5 @@ def _track_info(run: TrackRun, film: Path, audio: dict, rep: Any) -> dict:
                  "audio_duration": rep.audio_duration, "width": width, "height": height},
         "previews": previews,
         "provider": ctx.decoder.provider,
+        **({"mixer": job.mixer.to_meta()} if getattr(job, "mixer", None) is not None else {}),
     }

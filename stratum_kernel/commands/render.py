@@ -1,7 +1,9 @@
 """``stratum render --config render.yaml [overrides]``: render an album into films.
 
 Overrides (``--album --output-root --run-id --preset --fps --resolution --tracks --duration
---batch-size --chunk-frames``) replace render.yaml's values; ``--resume`` continues an
+--batch-size --chunk-frames --scheduler``) replace render.yaml's values; ``--scheduler
+tcp://host:8786`` renders the chunks on a Dask cluster (``local:N``: a LocalCluster of N
+worker processes; see docs/SCALE_OUT.md); ``--resume`` continues an
 interrupted run (same config and ``--run-id``); ``--keep-frames`` also writes the frames as
 PNGs; ``--no-progress`` hides the progress bars.
 """
@@ -22,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-frames", action="store_true",
                         help="also write every frame as PNG under <run>/frames/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                        help="render on a Dask cluster: tcp://host:8786, or local[:N] for a "
+                             "LocalCluster of N worker processes (docs/SCALE_OUT.md)")
+    parser.add_argument("--shared-storage", choices=["yes", "no", "auto"], default="auto",
+                        help="whether workers see the output folder (auto: detected)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,11 +38,20 @@ def run(args: argparse.Namespace) -> int:
     overrides = overrides_from_cli(args)
     if args.keep_frames:
         overrides["render.keep_frames"] = True
+    if getattr(args, "scheduler", None):
+        overrides["scheduler"] = args.scheduler
+    shared = getattr(args, "shared_storage", "auto")
+    if shared != "auto":
+        overrides["shared_storage"] = shared == "yes"
     config = load_render_config(args.config, overrides)
     result = render_album(config, progress=not args.no_progress, resume=args.resume)
     frames = sum(t.frames for t in result.tracks.values())
     print(f"rendered {len(result.tracks)} track(s), {frames} frames, into {result.run_dir}")
     print(f"  album film: {result.album}")
+    if "distributed" in result.meta:
+        from stratum_kernel.distributed import describe
+
+        print(f"  {describe(result.meta['distributed'])}")
     if result.seconds:
         print(f"  {result.seconds:.1f} s ({frames / result.seconds:.2f} fps)")
     return 0

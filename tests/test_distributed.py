@@ -1,0 +1,161 @@
+"""Rendering on a Dask LocalCluster of two worker processes: byte-identical to a local run,
+with shared storage and with segments returned to the client, and through a worker killed
+in the middle of a chunk. The album analysis is the numpy stand-in of test_render.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from stratum_kernel.album import load_album
+from stratum_kernel.errors import ConfigError, RenderError
+from stratum_kernel.render import RenderContext, render_album
+from tests.test_render import NumpyAnalysis, make_config, sha, write_album
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def album_dir(tmp_path_factory) -> Path:
+    return write_album(tmp_path_factory.mktemp("dalbum"))
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address=None,
+                                       memory_limit="1GiB")
+    c = distributed.Client(cluster)
+    c.wait_for_workers(2, timeout=120)
+    yield c
+    c.close()
+    cluster.close()
+
+
+SMALL = {"render__duration": 1.0, "render__chunk_frames": 8}  # 24 frames, 3 chunks a track
+
+
+def run(album_dir, model_dir, out, run_id, **kw):
+    over = {**SMALL, **{k: kw.pop(k) for k in list(kw) if "__" in k}}
+    cfg = make_config(album_dir, model_dir, out, run_id, **over)
+    album = load_album(album_dir)
+    ctx = RenderContext(cfg, album=album, analysis=NumpyAnalysis(album))
+    return render_album(cfg, progress=False, context=ctx, **kw)
+
+
+@pytest.fixture(scope="module")
+def local(album_dir, tiny_model_dir, tmp_path_factory):
+    return run(album_dir, tiny_model_dir, tmp_path_factory.mktemp("local"), "local")
+
+
+def assert_identical(res, local) -> None:
+    for name in ("track1.mp4", "track2.mp4", "album.mp4"):
+        assert sha(res.run_dir / name) == sha(local.run_dir / name), name
+    base = {t["id"]: t for t in local.meta["tracks"]}
+    for t in res.meta["tracks"]:
+        b = base[t["id"]]
+        assert t["frames_sha256"] == b["frames_sha256"]
+        assert t["decoded_sha256"] == b["decoded_sha256"]
+        assert [c["frames_sha256"] for c in t["chunks"]] == [
+            c["frames_sha256"] for c in b["chunks"]]
+    assert res.meta["album"]["sha256"] == local.meta["album"]["sha256"]
+    assert sorted(p.name for p in (res.run_dir / "previews").iterdir()) == sorted(
+        p.name for p in (local.run_dir / "previews").iterdir())
+    assert not (res.run_dir / ".work").exists()
+    assert not list(res.run_dir.rglob("*.tmp-*"))
+
+
+def worker_addresses(client) -> set[str]:
+    return set(client.scheduler_info()["workers"])
+
+
+@pytest.mark.parametrize("shared", [None, False])
+def test_cluster_render_is_identical_to_local(local, album_dir, tiny_model_dir, tmp_path,
+                                              client, shared):
+    done: list = []
+    res = run(album_dir, tiny_model_dir, tmp_path, "dist", scheduler=client,
+              shared_storage=shared, on_chunk=lambda t, c: done.append((t, c)))
+    assert_identical(res, local)
+    d = res.meta["distributed"]
+    assert d["shared_storage"] is (shared is None)  # one machine: the probe is seen
+    assert d["tasks"] == 6 and sorted(done) == [(t, i) for t in ("track1", "track2")
+                                                 for i in range(3)]
+    workers = worker_addresses(client)
+    chunk_workers = [c["worker"] for t in res.meta["tracks"] for c in t["chunks"]]
+    assert set(chunk_workers) <= workers and set(d["workers"]) == set(chunk_workers)
+    assert all(w["model_loads"] == 1 for w in d["workers"].values())  # once per worker
+    assert sum(w["frames"] for w in d["workers"].values()) == 48
+    on_disk = json.loads((res.run_dir / "meta.json").read_text())
+    assert on_disk["distributed"]["workers"] == d["workers"]
+
+
+def test_worker_killed_mid_chunk_is_retried_elsewhere(local, album_dir, tiny_model_dir,
+                                                      tmp_path, client):
+    marker = tmp_path / "killed-once"
+
+    def kill_once(track: str, chunk: int, done: int) -> None:
+        # runs on the worker: die half-way through track1's chunk 1, the first time only
+        if (track, chunk) == ("track1", 1) and done >= 4 and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os._exit(1)
+
+    before = worker_addresses(client)
+    res = run(album_dir, tiny_model_dir, tmp_path, "killed", scheduler=client,
+              worker_hook=kill_once)
+    assert marker.exists()  # a worker really died mid-chunk
+    assert_identical(res, local)
+    t1 = res.meta["tracks"][0]
+    assert [c["index"] for c in t1["chunks"]] == [0, 1, 2]  # nothing lost or duplicated
+    assert res.meta["distributed"]["tasks"] == 6
+    client.wait_for_workers(2, timeout=120)  # the nanny restarted it
+    assert worker_addresses(client) != before or len(before) == 2
+
+
+def test_scheduler_config_and_errors(album_dir, tiny_model_dir, tmp_path):
+    cfg = make_config(album_dir, tiny_model_dir, tmp_path, "x", scheduler="local:3")
+    assert cfg.scheduler == "local:3"
+    with pytest.raises(ConfigError, match="scheduler"):
+        make_config(album_dir, tiny_model_dir, tmp_path, "x", scheduler="http://nope")
+    from stratum_kernel.distributed import connect
+
+    with pytest.raises(RenderError, match="not int"):
+        connect(8786)
+    with pytest.raises(RenderError, match="could not reach"):
+        connect("tcp://127.0.0.1:9")
+    with pytest.raises(RenderError, match="keep_frames"):
+        run(album_dir, tiny_model_dir, tmp_path, "kf", scheduler="tcp://127.0.0.1:9",
+            render__keep_frames=True)
+
+
+def test_fingerprint_ignores_where_chunks_run(album_dir, tiny_model_dir, tmp_path):
+    from stratum_kernel.render import config_fingerprint
+
+    a = make_config(album_dir, tiny_model_dir, tmp_path, "x")
+    b = make_config(album_dir, tiny_model_dir, tmp_path, "x", scheduler="tcp://h:8786",
+                    shared_storage=False)
+    assert config_fingerprint(a, "m") == config_fingerprint(b, "m")
+
+
+def test_cli_scheduler_flag(monkeypatch, tmp_path):
+    import argparse
+
+    from stratum_kernel.commands import render as cmd
+
+    parser = argparse.ArgumentParser()
+    cmd.add_arguments(parser)
+    args = parser.parse_args(["--scheduler", "tcp://10.0.0.5:8786", "--shared-storage", "no"])
+    seen = {}
+
+    def fake_render(config, **kw):
+        seen["config"] = config
+        raise RenderError("stop here")
+
+    monkeypatch.setattr("stratum_kernel.render.render_album", fake_render)
+    with pytest.raises(RenderError, match="stop here"):
+        cmd.run(args)
+    assert seen["config"].scheduler == "tcp://10.0.0.5:8786"
+    assert seen["config"].shared_storage is False

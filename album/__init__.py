@@ -1,0 +1,2 @@
+"""The bundled album's composition code (``python album/compose.py``); the FLAC files and
+``tracklist.json`` beside it are its output."""

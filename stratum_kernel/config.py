@@ -484,7 +484,8 @@ def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any] | None
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigError("overrides", key, f"unknown key; {hint}known: {', '.join(known)}")
         if key == "tracks" and (
-            isinstance(value, str) or all(isinstance(v, str) for v in value or [])
+            isinstance(value, str)
+            or (isinstance(value, list) and all(isinstance(v, str) for v in value))
         ):
             _select_tracks(out, value)
         else:

@@ -224,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="stratum-abstract")
     parser.add_argument("--version", default="0.1.0")
     parser.add_argument("--training-json", help="JSON file merged into meta.json 'training'")
-    parser.add_argument("--anchors", type=int, default=8)
+    parser.add_argument("--anchors", type=int, default=8, help="number of named anchors")
+    parser.add_argument("--anchor-samples", type=int, default=384, help="latents clustered")
+    parser.add_argument("--axes", type=int, default=16, help="number of latent axes")
     args = parser.parse_args(argv)
 
     training: dict[str, Any] = {}
@@ -247,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint=checkpoint,
         training=training,
         anchor_count=args.anchors,
+        anchor_samples=args.anchor_samples,
+        axis_count=args.axes,
         seed=args.seed,
     )
     model = load_model(Path(args.out))

@@ -57,13 +57,13 @@ LOCAL_WORKERS = 2
 # ----------------------------------------------------------------------------- clients
 
 
-def connect(scheduler: Any) -> tuple[Any, Callable[[], None], str]:
+def connect(scheduler: Any, *, timeout: float = 20.0) -> tuple[Any, Callable[[], None], str]:
     """A ``distributed.Client`` for ``scheduler`` and a function that releases what was
     started here, plus the address for meta.json.
 
     scheduler: a Client (used as is, left open), ``'local'`` / ``'local:N'`` (a LocalCluster
     of N single-threaded worker processes on 127.0.0.1, closed at the end), or an address
-    such as ``'tcp://host:8786'``."""
+    such as ``'tcp://host:8786'`` (given ``timeout`` seconds to answer)."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -94,7 +94,7 @@ def connect(scheduler: Any) -> tuple[Any, Callable[[], None], str]:
 
         return client, close_local, f"local:{n}"
     try:
-        client = Client(spec, timeout="20s")
+        client = Client(spec, timeout=f"{timeout}s")
     except (OSError, TimeoutError) as err:
         raise RenderError(
             f"could not reach the Dask scheduler at {spec}: {err}; start one with "

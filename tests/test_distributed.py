@@ -73,6 +73,7 @@ def worker_addresses(client) -> set[str]:
     return set(client.scheduler_info()["workers"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shared", [None, False])
 def test_cluster_render_is_identical_to_local(local, album_dir, tiny_model_dir, tmp_path,
                                               client, shared):
@@ -93,6 +94,7 @@ def test_cluster_render_is_identical_to_local(local, album_dir, tiny_model_dir, 
     assert on_disk["distributed"]["workers"] == d["workers"]
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_chunk_is_retried_elsewhere(local, album_dir, tiny_model_dir,
                                                       tmp_path, client):
     marker = tmp_path / "killed-once"
@@ -125,7 +127,7 @@ def test_scheduler_config_and_errors(album_dir, tiny_model_dir, tmp_path):
     with pytest.raises(RenderError, match="not int"):
         connect(8786)
     with pytest.raises(RenderError, match="could not reach"):
-        connect("tcp://127.0.0.1:9")
+        connect("tcp://127.0.0.1:9", timeout=1.0)
     with pytest.raises(RenderError, match="keep_frames"):
         run(album_dir, tiny_model_dir, tmp_path, "kf", scheduler="tcp://127.0.0.1:9",
             render__keep_frames=True)

@@ -136,19 +136,21 @@ class ClipPanel:
         self.renderer = renderer
         self.source = source
         self.seconds = w.FloatSlider(value=float(seconds), min=0.5, max=10.0, step=0.5,
-                                     description="clip s", layout=w.Layout(width="220px"),
-                                     style={"description_width": "48px"})
-        self.button = w.Button(description="render clip", icon="film",
+                                     description="seconds", layout=w.Layout(width="200px"),
+                                     style={"description_width": "56px"})
+        self.button = w.Button(description="render clip", layout=w.Layout(width="110px"),
                                tooltip="render a short clip with sound in the background")
         self.button.add_class("stratum-clip-button")
         self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0,
-                                        layout=w.Layout(width="200px"))
+                                        layout=w.Layout(width="96%"))
         self.status = w.HTML()
-        self.video = w.Video(format="mp4", autoplay=False, loop=True, controls=True,
-                             layout=w.Layout(width=f"{int(width)}px", display="none"))
-        self.video.add_class("stratum-clip-video")
-        self.widget = w.VBox([w.HBox([self.button, self.seconds, self.progress]),
-                              self.status, self.video])
+        self.width = int(width)
+        # the Video widget is made with the first clip: an empty one would hand the browser
+        # a 0-byte blob, which the media element fails to load (a console error)
+        self.video = None
+        self.video_box = w.Box()
+        self.widget = w.VBox([w.HBox([self.button, self.seconds]), self.progress,
+                              self.status, self.video_box])
         self.last: Clip | None = None
         self.error: str | None = None
         self._thread: threading.Thread | None = None
@@ -189,8 +191,7 @@ class ClipPanel:
             self.status.value = f"<span style='color:#b3261e'>{self.error}</span>"
         else:
             self.last = clip
-            self.video.value = clip.data
-            self.video.layout.display = "block"
+            self._show(clip.data)
             self.progress.bar_style = "success"
             self.status.value = (
                 f"<span style='font-size:12px'>{clip.n_frames} frames "
@@ -198,6 +199,17 @@ class ClipPanel:
                 f"{clip.seconds:.1f} s · {len(clip.data) / 1024:.0f} KiB</span>")
         finally:
             self.button.disabled = False
+
+    def _show(self, data: bytes) -> None:
+        import ipywidgets as w
+
+        if self.video is None:
+            self.video = w.Video(value=data, format="mp4", autoplay=False, loop=True,
+                                 controls=True, layout=w.Layout(width=f"{self.width}px"))
+            self.video.add_class("stratum-clip-video")
+            self.video_box.children = [self.video]
+        else:
+            self.video.value = data
 
     def wait(self, timeout: float | None = None) -> bool:
         if self._thread is None:

@@ -64,6 +64,7 @@ class Dashboard:
         self.explorer = None
         self.mixer = None
         self.views: list[Any] = []
+        self.links: list[Any] = []  # browser-side links of the views' playheads
         self._build(dirs[0])
 
     # ---- building -----------------------------------------------------------------
@@ -79,25 +80,24 @@ class Dashboard:
         from stratum_kernel.studio.clip import ClipPanel, ClipRenderer
         from stratum_kernel.studio.explorer import PresetExplorer, make_engine
 
-        if self.explorer is not None:
-            self.explorer.close()
         engine = make_engine(self._config_for(album_dir), preview=self.preview,
                              analysis=self._analysis.get(album_dir))
-        self.engine = engine
         ex = PresetExplorer(engine, presets_dir=self.presets_dir,
                             plot_width=self.width, display_width=min(448, self.width // 2))
-        self.explorer = ex
+        if self.explorer is not None:  # only once the new album has opened
+            self.explorer.close()
+        self.engine, self.explorer = engine, ex
         self.clip = ClipPanel(ClipRenderer(engine), self._clip_source,
-                              seconds=self.clip_seconds, width=320)
+                              seconds=self.clip_seconds, width=360)
         self.views_box = w.VBox(layout=w.Layout(width=f"{self.width + 4}px"))
-        self.mixer_box = w.VBox(layout=w.Layout(width="330px"))
+        self.mixer_box = w.VBox(layout=w.Layout(width="370px"))
         self.panel_tabs = w.Tab(layout=w.Layout(width="390px"))
         ex.track_pick.observe(lambda c: self._track_parts(c["new"]), names="value")
         left = w.VBox([ex.previews(), ex.timeline.widget, self.views_box],
                       layout=w.Layout(width=f"{self.width + 8}px"))
         middle = w.VBox([w.HTML("<b>stems</b>"), self.mixer_box,
                          w.HTML("<b>preview clip</b>"), self.clip.widget],
-                        layout=w.Layout(width="340px", padding="0 8px"))
+                        layout=w.Layout(width="384px", padding="0 8px"))
         self.body.children = [w.HBox([self.album_pick]), ex.header(),
                               w.HBox([left, middle, self.panel_tabs],
                                      layout=w.Layout(align_items="flex-start"))]
@@ -127,9 +127,8 @@ class Dashboard:
                                     track_ids=[track_id])
                 self.views.extend(views)
                 panels.append((kind, panel_for(kind).widget))
-            for view in self.views:
-                if hasattr(view, "playhead"):
-                    w.jslink((ex.timeline.plot, "seconds"), (view, "playhead"))
+            self.links = [w.jslink((ex.timeline.plot, "seconds"), (view, "playhead"))
+                          for view in self.views if hasattr(view, "playhead")]
         except (StratumError, OSError) as err:
             self._say(f"visualizations unavailable: {err}")
         self.views_box.children = list(self.views)
@@ -141,7 +140,7 @@ class Dashboard:
                 from stratum_kernel.mixer_widget import StemMixer
 
                 self.mixer = StemMixer.from_track(track)
-                ex.timeline.link_mixer(self.mixer)
+                self.links += ex.timeline.link_mixer(self.mixer)
                 self.mixer_box.children = [self.mixer]
             except (StratumError, OSError) as err:
                 self.mixer_box.children = [w.HTML(f"no stems: {html.escape(str(err))}")]

@@ -38,7 +38,7 @@ CONFIG_KEYS: dict[str, str] = {
     "duration": "render.duration",
     "seed": "seed",
 }
-_NUMBERS = {"fps": float, "duration": float, "seed": int}
+_NUMBERS = {"fps": float, "duration": float, "seed": int, "clip_seconds": float}
 _NONE = ("", "none", "null", "default")
 
 

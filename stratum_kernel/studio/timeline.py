@@ -25,13 +25,13 @@ import numpy as np
 import traitlets
 
 from stratum_kernel.timeline import STEM_NAMES, FrameFeatures
-from stratum_kernel.viz.raster import draw_text, encode_png, parse_hex
+from stratum_kernel.viz.raster import draw_text, encode_png, parse_hex, text_size
 
 BACKGROUND = "#f7f6f3"
 GRID = "#d9d6cf"
 LANE_COLORS = {"rms": "#3a3a3a", "onset": "#d2691e", "centroid": "#2f6db5",
                "drums": "#26222b", "bass": "#6b3fa0", "other": "#2d8f8f", "vocals": "#c74882"}
-MARKER_COLOR = "#e0245e"
+MARKER_COLOR = "#1f1f1f"  # section markers: dotted, dark (the playhead is red)
 BEAT_COLOR = "#8a8578"
 
 
@@ -70,7 +70,9 @@ def feature_lanes(ff: FrameFeatures, *, width: int = 900, lane_height: int = 16,
         mask = rows >= (lane_height - 1 - fill)[None, :]
         block = img[top:floor]
         block[mask] = parse_hex(LANE_COLORS.get(name, "#555555"))
-        draw_text(img, 3, top + 2, name.upper(), (90, 90, 90), scale=label_scale)
+        th, tw = text_size(name.upper(), label_scale)
+        img[top + 1: top + th + 3, 1: tw + 5] = parse_hex(BACKGROUND)
+        draw_text(img, 3, top + 2, name.upper(), (70, 70, 70), scale=label_scale)
     n = max(1, ff.n_frames)
     beat_top = len(lanes) * lane_height
     for b in np.asarray(ff.beat_frames, dtype=np.int64):
@@ -80,7 +82,7 @@ def feature_lanes(ff: FrameFeatures, *, width: int = 900, lane_height: int = 16,
     for t in ff.markers:
         i = int(np.floor((t - ff.start) * ff.fps + 1e-6))
         if 0 <= i < ff.n_frames:
-            img[:, int(i * width // n)] = parse_hex(MARKER_COLOR)
+            img[::2, int(i * width // n)] = parse_hex(MARKER_COLOR)
     return img
 
 

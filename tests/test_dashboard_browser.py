@@ -1,0 +1,159 @@
+"""The Voila dashboard in a real browser: Voila on 127.0.0.1 serving notebooks/dashboard.ipynb
+(tiny album and model through STRATUM_NB_* variables), driven by headless Chromium.
+
+The page loads with no errors, moving the frame slider changes the preview's pixels, the
+clip button yields a playable video, and a screenshot is kept in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_notebooks import NOTEBOOKS, ROOT, ensure_stratum_kernel, notebook_env
+from tests.test_studio_preview import write_studio_album
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = ROOT / "test-artifacts"
+# Voila links Font Awesome from a CDN; offline that request fails (icons only).
+OFFLINE_NOISE = ("font-awesome", "fontawesome", "cdnjs.cloudflare.com", "cdn.jsdelivr.net")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def voila(tmp_path_factory, tiny_model_dir):
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing (scripts/setup.sh installs it)")
+    pytest.importorskip("playwright.sync_api")
+    ensure_stratum_kernel()
+    tmp = tmp_path_factory.mktemp("voila")
+    album = write_studio_album(tmp / "album")
+    port = free_port()
+    log = open(tmp / "voila.log", "w")  # noqa: SIM115 - closed at teardown
+    env = notebook_env(tmp, album, tiny_model_dir, STRATUM_NB_CLIP_SECONDS="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voila", "--no-browser", "--Voila.ip=127.0.0.1",
+         f"--port={port}", "--show_tracebacks=True", str(NOTEBOOKS / "dashboard.ipynb")],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"voila exited: {(tmp / 'voila.log').read_text()[-3000:]}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail("voila did not start within 60 s")
+    yield url, tmp / "voila.log"
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+PIXELS = """(sel) => new Promise((resolve) => {
+  const img = document.querySelector(sel);
+  if (!img || !img.src) { resolve(null); return; }
+  const probe = new Image();
+  probe.onload = () => {
+    const c = document.createElement('canvas');
+    c.width = probe.naturalWidth; c.height = probe.naturalHeight;
+    const g = c.getContext('2d');
+    g.drawImage(probe, 0, 0);
+    const d = g.getImageData(0, 0, c.width, c.height).data;
+    let h = 0;
+    for (let i = 0; i < d.length; i += 7) { h = (h * 31 + d[i]) >>> 0; }
+    resolve([c.width, c.height, h]);
+  };
+  probe.onerror = () => resolve(null);
+  probe.src = img.src;
+})"""
+
+
+def test_dashboard_in_chromium(voila):
+    from playwright.sync_api import sync_playwright
+
+    url, log = voila
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1600, "height": 1100})
+
+        def console(msg):
+            if msg.type == "error":
+                where = (msg.location or {}).get("url", "")
+                if not any(n in (msg.text + where).lower() for n in OFFLINE_NOISE):
+                    errors.append(f"console: {msg.text} @ {where}")
+
+        page.on("console", console)
+        page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+        t0 = time.monotonic()
+        page.goto(url, wait_until="domcontentloaded", timeout=90_000)
+        preview = "img.stratum-preview-a"
+        try:
+            page.wait_for_function(
+                f"() => {{ const i = document.querySelector('{preview}');"
+                " return i && i.src && i.src.startsWith('blob:') && i.naturalWidth > 0; }",
+                timeout=90_000)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "dashboard-failed.png"), full_page=True)
+            raise AssertionError(f"no preview; voila log:\n{log.read_text()[-3000:]}"
+                                 f"\nerrors: {errors}") from None
+        ready_s = time.monotonic() - t0
+        first = page.evaluate(PIXELS, preview)
+        assert first is not None and first[:2] == [96, 64], first
+
+        # move the frame slider with the keyboard: its handle takes focus
+        handle = page.locator(".stratum-frame-slider .noUi-handle").first
+        handle.focus()
+        for _ in range(20):
+            handle.press("ArrowRight")
+        page.wait_for_function(
+            "(sel) => { const i = document.querySelector(sel); return i && i.src; }",
+            arg=preview)
+        deadline = time.monotonic() + 30
+        moved = first
+        while time.monotonic() < deadline and moved == first:
+            time.sleep(0.2)
+            moved = page.evaluate(PIXELS, preview)
+        assert moved is not None and moved != first, "the preview did not change"
+
+        # the mixer and the waveform canvas are on the page
+        assert page.locator(".stratum-mixer").count() >= 1
+        assert page.locator(".stratum-timeline-plot img").count() == 1
+
+        # render a clip: a playable <video> with data
+        page.locator("button.stratum-clip-button").click()
+        page.wait_for_function(
+            "() => { const v = document.querySelector('video.stratum-clip-video');"
+            " return v && v.src && v.src.startsWith('blob:') && v.readyState >= 1"
+            " && v.duration > 0; }", timeout=90_000)
+        duration = page.evaluate(
+            "() => document.querySelector('video.stratum-clip-video').duration")
+        assert 0.5 < duration < 2.0  # a 1 s clip
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        browser.close()
+    assert not errors, "\n".join(errors)
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+    assert ready_s < 90

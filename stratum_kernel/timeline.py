@@ -53,8 +53,14 @@ def sample_series(
             step = float(np.median(np.diff(times))) * series_rate
         else:
             step = 1.0
-        lo = np.clip(np.floor(pos - step / 2).astype(np.int64) + 1, 0, n - 1)
-        hi = np.clip(np.floor(pos + step / 2).astype(np.int64) + 1, 1, n)
+        lo = np.floor(pos - step / 2).astype(np.int64) + 1
+        hi = np.floor(pos + step / 2).astype(np.int64) + 1
+        # above the series rate a frame's span can hold no sample: take the nearest one
+        # (never the next one, which would move an onset up to a hop early)
+        empty = hi <= lo
+        nearest = np.rint(pos).astype(np.int64)
+        lo = np.clip(np.where(empty, nearest, lo), 0, n - 1)
+        hi = np.clip(np.where(empty, nearest + 1, hi), 1, n)
         hi = np.maximum(hi, lo + 1)
         # running maximum over [lo, hi) with a sparse table would be faster; spans are
         # a handful of hops, so a small loop over the widest span is enough.

@@ -46,3 +46,15 @@ def test_frame_features_slice_matches_whole():
     np.testing.assert_array_equal(part.beat_frames, [6, 18, 30])
     with pytest.raises(ValueError, match="rms"):
         FrameFeatures("t", 24.0, 0.0, 5, {"rms": np.zeros(4)}, {}, np.zeros(0), np.zeros(5), 120.0)
+
+
+def test_sample_series_max_above_series_rate_takes_nearest_not_next():
+    rate = 22050 / 512  # ~43 Hz, below 120 fps
+    series = np.zeros(200, dtype=np.float32)
+    series[50] = 1.0  # at 1.161 s
+    times = frame_times(frame_count(200 / rate, 120), 120)
+    sampled = sample_series(series, rate, times, mode="max")
+    hit = np.flatnonzero(sampled)
+    # every frame that sees the spike is within half a hop of it, none a hop early
+    assert len(hit) > 0
+    assert np.all(np.abs(times[hit] - 50 / rate) <= 0.5 / rate + 1e-9)

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from stratum_kernel.audio_io import AUDIO_SUFFIXES, AudioInfo, audio_info
 from stratum_kernel.errors import AudioError, ConfigError, StratumError
-from stratum_kernel.paths import safe_name
+from stratum_kernel.paths import inside, safe_name
 from stratum_kernel.timeline import STEM_NAMES
 
 log = logging.getLogger(__name__)
@@ -436,6 +436,11 @@ def _check_stems(label, stems, mix: AudioInfo, problems: list[_Problem]) -> bool
 def _resolve_track(root: Path, index: int, entry: TrackEntry, problems: list[_Problem]):
     label = _entry_label(index, {"id": entry.id})
     audio_path = (root / entry.src).resolve()
+    if not inside(root, audio_path):  # a symlink out of the album
+        problems.append(_Problem(
+            label, "src", f"{entry.src!r} resolves to {audio_path}, outside the album folder "
+            f"{root}; copy the file into the album instead of linking to it"))
+        return None
     try:
         info = audio_info(audio_path)
     except AudioError as err:

@@ -40,7 +40,7 @@ from stratum_kernel.decoder import DecoderParams
 from stratum_kernel.encode import EncodeParams
 from stratum_kernel.errors import ConfigError
 from stratum_kernel.mixer import MixerRenderSpec
-from stratum_kernel.paths import project_root, safe_name
+from stratum_kernel.paths import inside, project_root, safe_name
 from stratum_kernel.postfx import PostFXParams
 from stratum_kernel.presets import (
     Preset,
@@ -554,6 +554,16 @@ def album_problems(config: RenderConfig, album: Any) -> list[ConfigError]:
                 f"track {tc.id!r} is not in the album; {hint}album tracks: {', '.join(by_id)}",
             ))
             continue
+        if tc.src is not None:
+            root = Path(album.root)
+            resolved = (root / tc.src).resolve()  # an absolute src replaces root here
+            if not inside(root, resolved):
+                problems.append(ConfigError(
+                    source, f"{field}.src",
+                    f"{tc.src!r} resolves to {resolved}, outside the album folder {root}; "
+                    "copy the file into the album and name it relative to it",
+                ))
+                continue
         try:
             duration = _source_duration(config, album, track, tc)
         except Exception as err:  # AudioError or a missing file: name the field

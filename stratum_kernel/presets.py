@@ -422,6 +422,11 @@ def preset_path(
         p = Path(name_or_path).expanduser()
         if not p.is_absolute():
             p = (base_dir or Path.cwd()) / p
+        if p.suffix.lower() not in (".yaml", ".yml"):
+            raise ConfigError(
+                p, "preset", "a preset file must be a .yaml file; give a preset name "
+                f"({', '.join(list_presets())}) or the path of a preset .yaml file"
+            )
         if not p.is_file():
             raise ConfigError(p, None, "preset file not found")
         return p
@@ -502,10 +507,14 @@ def save_preset(
         preset = preset_from_dict(preset)
     if path is None:
         target = user_presets_dir() / f"{preset.name}.yaml"
-    elif _looks_like_path(path):
-        target = Path(path).expanduser()
-    else:
-        target = user_presets_dir() / f"{safe_name(str(path), 'preset name')}.yaml"
+    elif isinstance(path, os.PathLike) or str(path).endswith((".yaml", ".yml")):
+        target = Path(path).expanduser()  # an explicit file chosen by the caller
+    else:  # a bare name: one file in the user presets folder, never a path
+        try:
+            name = safe_name(str(path), "preset name")
+        except ValueError as err:
+            raise ConfigError(None, "name", str(err)) from None
+        target = user_presets_dir() / f"{name}.yaml"
     if target.exists() and not overwrite:
         raise ConfigError(
             target, None, "a preset file already exists here; pass overwrite=True to replace it"

@@ -108,7 +108,7 @@ def verify_run(run_dir: str | Path, *, decode: bool = True) -> VerifyReport:
                 report.checked.append(f"{path.name}: decoded frames match "
                                       f"{len(t.get('chunks', []))} chunk digest(s)")
         for name in t.get("previews", []):
-            if not (run_dir / "previews" / name).is_file():
+            if not (run_dir / "previews" / Path(str(name)).name).is_file():
                 report.problems.append(f"previews/{name}: missing")
         if tid and t.get("previews"):
             report.checked.append(f"{tid}: {len(t['previews'])} preview file(s)")
@@ -116,7 +116,8 @@ def verify_run(run_dir: str | Path, *, decode: bool = True) -> VerifyReport:
     if album and meta.get("tracks"):
         fps = float(meta["tracks"][0]["fps"])
         first = meta["tracks"][0]["film"]
-        _check_film(report, run_dir / album.get("file", "album.mp4"), sha=album.get("sha256", ""),
+        album_film = run_dir / Path(str(album.get("file", "album.mp4"))).name
+        _check_film(report, album_film, sha=album.get("sha256", ""),
                     frames=total, fps=fps, audio_duration=total / fps,
                     size=(int(first["width"]), int(first["height"])))
     elif not meta.get("tracks"):

@@ -28,21 +28,29 @@ class AnyAlbumAnalysis:
         return self.by_id[track_id].frame_features(track_id, **kw)
 
 
-@pytest.fixture
-def dashboard(studio_album, tiny_model_dir, tmp_path, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("STRATUM_SETTINGS", str(tmp_path / "settings.yaml"))
+@pytest.fixture(scope="module")
+def dashboard(studio_album, tiny_model_dir, tmp_path_factory):  # noqa: F811
+    import os
+
     from stratum_kernel.viz.panel import clear_panels
 
+    tmp = tmp_path_factory.mktemp("dash")
+    saved = os.environ.get("STRATUM_SETTINGS")
+    os.environ["STRATUM_SETTINGS"] = str(tmp / "settings.yaml")
     clear_panels()
-    other = write_studio_album(tmp_path / "second", durations=(1.0,), bpms=(140.0,))
-    cfg = studio_config(studio_album, tiny_model_dir, tmp_path / "out")
+    other = write_studio_album(tmp / "second", durations=(1.0,), bpms=(140.0,))
+    cfg = studio_config(studio_album, tiny_model_dir, tmp / "out")
     album = load_album(studio_album)
     d = Dashboard(cfg, albums=[other], analysis=StudioAnalysis(album),
-                  presets_dir=tmp_path / "presets", width=400)
+                  presets_dir=tmp / "presets", width=400)
     d._analysis[str(other.resolve())] = AnyAlbumAnalysis(load_album(other))
     yield d
     d.explorer.close()
     clear_panels()
+    if saved is None:
+        os.environ.pop("STRATUM_SETTINGS", None)
+    else:
+        os.environ["STRATUM_SETTINGS"] = saved
 
 
 def test_dashboard_parts_and_links(dashboard):
@@ -72,6 +80,16 @@ def test_switching_track_rebuilds_the_mixer_and_views(dashboard):
     assert "track2" in d.views[0].title
 
 
+def test_a_missing_album_is_reported(dashboard, tmp_path):  # before the switch below
+    d = dashboard
+    before = d.explorer
+    d.set_album(str(tmp_path / "nowhere"))
+    assert "cannot open" in d.status.value and "nowhere" in d.status.value
+    assert d.explorer is before  # the open album stays usable
+    before.timeline.frame = 3
+    assert before.wait(60) and before.last["a"].indices == [3]
+
+
 def test_switching_album(dashboard):
     d = dashboard
     second = d.album_pick.options[1]
@@ -81,13 +99,3 @@ def test_switching_album(dashboard):
     assert ex.wait(60) and not ex.errors
     assert ex.engine.track_ids() == ["track1"] and ex.timeline.n_frames == 24
     assert "a" in ex.last
-
-
-def test_a_missing_album_is_reported(dashboard, tmp_path):
-    d = dashboard
-    before = d.explorer
-    d.set_album(str(tmp_path / "nowhere"))
-    assert "cannot open" in d.status.value and "nowhere" in d.status.value
-    assert d.explorer is before  # the open album stays usable
-    before.timeline.frame = 3
-    assert before.wait(60) and before.last["a"].indices == [3]

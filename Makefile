@@ -14,16 +14,40 @@ $(STAMP): pyproject.toml scripts/setup.sh
 ## papermill runs notebooks/render_album.ipynb with render.yaml and keeps the executed
 ## notebook in the run folder as the run record. RUN_ID names the folder (default: dated);
 ## PARAMS passes more papermill parameters, e.g. PARAMS="-p duration 10 -p tracks sodium-lights".
+## The executed notebook is written as render_album.partial.ipynb and renamed when every cell
+## ran; a failed run (an error, a dying kernel) leaves render_album.FAILED.ipynb instead.
 RUN_ID ?= $(shell date +%Y%m%d-%H%M%S)
 PARAMS ?=
+RENDERS ?= renders
+NOTEBOOK ?= notebooks/render_album.ipynb
+RUN_NB = $(RENDERS)/$(RUN_ID)/render_album
 render: setup
-	mkdir -p renders/$(RUN_ID)
-	$(VENV)/bin/papermill -k stratum --cwd . notebooks/render_album.ipynb \
-		renders/$(RUN_ID)/render_album.ipynb -p config render.yaml -p run_id $(RUN_ID) $(PARAMS)
+	@mkdir -p $(RENDERS)/$(RUN_ID)
+	@rm -f $(RUN_NB).FAILED.ipynb
+	@if $(VENV)/bin/papermill -k stratum --cwd . $(NOTEBOOK) $(RUN_NB).partial.ipynb \
+		-p config render.yaml -p run_id $(RUN_ID) -p output_root $(RENDERS) $(PARAMS); then \
+		mv -f $(RUN_NB).partial.ipynb $(RUN_NB).ipynb; \
+	else \
+		mv -f $(RUN_NB).partial.ipynb $(RUN_NB).FAILED.ipynb 2>/dev/null; \
+		echo "make render: the render notebook did not finish (an error or a dead kernel, see" \
+			"above); the partial record is $(RUN_NB).FAILED.ipynb. Finished chunks are kept:" \
+			"continue with .venv/bin/python -m stratum_kernel render --config render.yaml" \
+			"--run-id $(RUN_ID) --resume (same overrides)" >&2; \
+		exit 1; \
+	fi
 
-## The studio as a Voila dashboard on http://127.0.0.1:8866 (no browser is opened).
+## The studio as a Voila dashboard on http://127.0.0.1:8866 (no browser is opened); only
+## this machine can reach it. EXPOSE=1 serves it on every interface and then always asks for
+## a token: TOKEN=<secret>, or a generated one printed in the URL.
+EXPOSE ?=
+TOKEN ?=
 dashboard: setup
+ifeq ($(EXPOSE),1)
+	$(VENV)/bin/voila --no-browser --Voila.ip=0.0.0.0 \
+		$(if $(TOKEN),--Voila.token=$(TOKEN),--Voila.auto_token=True) notebooks/dashboard.ipynb
+else
 	$(VENV)/bin/voila --no-browser --Voila.ip=127.0.0.1 notebooks/dashboard.ipynb
+endif
 
 ## The whole test suite, with lint and coverage.
 test: setup

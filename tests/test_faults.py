@@ -369,6 +369,57 @@ def test_missing_ffmpeg_binary(baseline, album_dir, tiny_model_dir, tmp_path, mo
     _same_bytes(run, baseline.run_dir)
 
 
+# ------------------------------------------------------------- kernel dies (papermill)
+
+
+def _dying_notebook(path: Path) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("config = None\nrun_id = None\noutput_root = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("print('working')"),
+                nbformat.v4.new_code_cell("import os\nos._exit(3)  # the kernel dies"),
+                nbformat.v4.new_code_cell("print('never')")]
+    nb.metadata["kernelspec"] = {"name": "stratum", "display_name": "stratum",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.slow
+def test_kernel_dying_under_papermill_make_render(tmp_path):
+    """``make render`` with a notebook whose kernel dies: papermill fails, the Makefile says
+    so in one line, and no finished-looking run record is left."""
+    import shutil
+
+    from tests.test_notebooks import ensure_stratum_kernel
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    ensure_stratum_kernel()
+    nb = _dying_notebook(tmp_path / "die.ipynb")
+    renders = tmp_path / "renders"
+    cmd = ["make", "-s", "-o", ".venv/.stratum-setup", "render", f"NOTEBOOK={nb}",
+           f"RENDERS={renders}", "RUN_ID=dead"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert out.returncode != 0
+    assert "DeadKernelError" in out.stderr or "Kernel died" in out.stderr
+    said = [ln for ln in out.stderr.splitlines() if ln.startswith("make render:")]
+    assert said and "the render notebook did not finish" in said[0], out.stderr[-2000:]
+    assert "--run-id dead --resume" in out.stderr
+    run = renders / "dead"
+    assert not (run / "render_album.ipynb").exists()
+    assert not (run / "render_album.partial.ipynb").exists()
+    failed = run / "render_album.FAILED.ipynb"
+    assert failed.is_file()
+    import nbformat
+
+    cells = nbformat.read(failed, 4).cells
+    assert any("working" in str(c.get("outputs")) for c in cells)
+    assert not any("never" in str(c.get("outputs")) for c in cells)
+
+
 # ------------------------------------------------------------ the CLI entry for tests
 
 

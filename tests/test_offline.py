@@ -1,0 +1,149 @@
+"""Offline: the suite runs with non-loopback sockets blocked (tests/fixtures_offline.py, a
+plugin of the root conftest), loopback and Unix sockets still work (Jupyter, Voila,
+browsers), and analysis + rendering make no network call at all (not even an attempt that
+the block would stop: every INET connect and name lookup is recorded here)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.fixtures_offline import NetworkBlocked, is_loopback_host, network_blocked
+
+
+def test_the_block_is_active():
+    assert network_blocked()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: socket.create_connection(("93.184.216.34", 80), timeout=1),
+    lambda: socket.getaddrinfo("example.com", 443),
+    lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).connect(("10.1.2.3", 443)),
+    lambda: socket.socket(socket.AF_INET6, socket.SOCK_STREAM).connect_ex(("2001:db8::1", 80)),
+    lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("8.8.8.8", 53)),
+], ids=["create_connection", "getaddrinfo", "connect", "connect_ex_v6", "udp_sendto"])
+def test_non_loopback_is_refused(call):
+    with pytest.raises(NetworkBlocked, match="blocked"):
+        call()
+
+
+def test_urllib_fails_fast():
+    with pytest.raises((urllib.error.URLError, OSError)):
+        urllib.request.urlopen("http://example.com/", timeout=2)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.3.4.5", "0.0.0.0",
+                                  "::ffff:127.0.0.1"])
+def test_loopback_names(host):
+    assert is_loopback_host(host)
+
+
+@pytest.mark.parametrize("host", ["8.8.8.8", "example.com", "10.0.0.1", "::ffff:8.8.8.8",
+                                  "192.168.1.1", 42])
+def test_non_loopback_names(host):
+    assert not is_loopback_host(host)
+
+
+def test_loopback_and_unix_sockets_work():
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def echo():
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(conn.recv(16).upper())
+
+    t = threading.Thread(target=echo)
+    t.start()
+    with socket.create_connection(("localhost", port), timeout=5) as c:
+        c.sendall(b"ping")
+        assert c.recv(16) == b"PING"
+    t.join(5)
+    server.close()
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(b"unix")
+        assert b.recv(8) == b"unix"
+
+
+@pytest.fixture
+def no_network_at_all(monkeypatch):
+    """Record every INET connect / lookup attempt (loopback included) and refuse it."""
+    attempts: list = []
+    real_connect = socket.socket.connect
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            attempts.append(("connect", address))
+            raise NetworkBlocked(f"unexpected connection to {address!r}")
+        return real_connect(self, address)
+
+    def lookup(host, *args, **kwargs):
+        attempts.append(("getaddrinfo", host))
+        raise NetworkBlocked(f"unexpected name lookup {host!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    return attempts
+
+
+def test_analysis_and_rendering_never_touch_the_network(no_network_at_all, make_album,
+                                                        tiny_model_dir, tmp_path):
+    """The real librosa analysis (with DSP stem separation) and a real render, both with
+    every INET socket refused."""
+    from stratum_kernel.album import load_album
+    from stratum_kernel.config import RenderConfig
+    from stratum_kernel.features import FeatureCache, analyze_album
+    from stratum_kernel.render import RenderContext, render_album
+
+    album = load_album(make_album(1, duration=1.0, stems=False))
+    analysis = analyze_album(album, cache=FeatureCache(tmp_path / "cache" / "features"),
+                             stems_backend="dsp", progress=False)
+    cfg = RenderConfig.from_dict({
+        "album_dir": str(album.root), "model_dir": str(tiny_model_dir),
+        "output_root": str(tmp_path / "renders"), "run_id": "offline", "resolution": [64, 64],
+        "render": {"duration": 0.5, "chunk_frames": 12}, "decoder": {"threads": 1},
+    })
+    ctx = RenderContext(cfg, album=album, analysis=analysis)
+    result = render_album(cfg, progress=False, context=ctx)
+    assert result.meta["album"]["frames"] == 12
+    assert no_network_at_all == []
+
+
+# ------------------------------------------------------------------------------ serving
+
+
+def _make_dry_run(*args: str) -> str:
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(["make", "-n", "-o", ".venv/.stratum-setup", "dashboard", *args],
+                         cwd=root, capture_output=True, text=True, timeout=30, check=True)
+    return " ".join(out.stdout.split())
+
+
+def test_dashboard_binds_loopback_by_default():
+    cmd = _make_dry_run()
+    assert "--Voila.ip=127.0.0.1" in cmd and "0.0.0.0" not in cmd
+    assert "voila" in cmd and "--no-browser" in cmd
+
+
+@pytest.mark.parametrize(("args", "token_flag"), [
+    (("EXPOSE=1",), "--Voila.auto_token=True"),
+    (("EXPOSE=1", "TOKEN=s3cret"), "--Voila.token=s3cret"),
+])
+def test_exposing_the_dashboard_needs_a_token(args, token_flag):
+    cmd = _make_dry_run(*args)
+    assert "--Voila.ip=0.0.0.0" in cmd and token_flag in cmd
+    assert "--Voila.ip=127.0.0.1" not in cmd

@@ -108,6 +108,20 @@ def _cli(cfg: Path, run_id: str, *extra: str, delay: float = 0.0) -> subprocess.
                             stderr=subprocess.PIPE, text=True)
 
 
+@pytest.fixture
+def stand_in_analysis(monkeypatch):
+    """The in-process CLI with the numpy analysis stand-in (as ``_main`` does)."""
+    from stratum_kernel import render as render_mod
+
+    real_init = render_mod.RenderContext.__init__
+
+    def init(self, config, **kw):
+        real_init(self, config, **kw)
+        self._analysis = NumpyAnalysis(self.album)
+
+    monkeypatch.setattr(render_mod.RenderContext, "__init__", init)
+
+
 @pytest.fixture(scope="module")
 def cli_setup(album_dir, tiny_model_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fault_cli")
@@ -122,7 +136,7 @@ def cli_setup(album_dir, tiny_model_dir, tmp_path_factory):
     (signal.SIGINT, 130, "interrupted"),
     (signal.SIGTERM, 143, "terminated (SIGTERM); stopped cleanly"),
 ])
-def test_cli_signal_stops_cleanly_and_resumes(cli_setup, sig, code, said):
+def test_cli_signal_stops_cleanly_and_resumes(cli_setup, stand_in_analysis, sig, code, said):
     cfg, out = cli_setup
     run_id = f"sig{int(sig)}"
     run = out / run_id
@@ -144,9 +158,10 @@ def test_cli_signal_stops_cleanly_and_resumes(cli_setup, sig, code, said):
     assert 1 <= len(_finished_chunks(run)) < 3
     _no_partial_files(run)
     assert "continue it with --resume --run-id " + run_id in (run / "render.log").read_text()
-    again = _cli(cfg, run_id, "--resume")
-    _, err = again.communicate(timeout=120)
-    assert again.returncode == 0, err
+    from stratum_kernel.cli import main
+
+    assert main(["render", "--config", str(cfg), "--run-id", run_id, "--tracks", "track1",
+                 "--no-progress", "--resume"]) == 0
     _same_bytes(run, out / "whole")
 
 
@@ -267,10 +282,9 @@ def test_render_refuses_a_mismatched_model(album_dir, tiny_model_dir, tmp_path):
 # ------------------------------------------------------------------------- disk full
 
 
-def test_disk_full_while_writing_run_files(baseline, album_dir, tiny_model_dir, tmp_path,
-                                           monkeypatch, capsys):
-    """ENOSPC injected into the run's own writes (state and meta.json)."""
-    from stratum_kernel import render as render_mod
+def test_disk_full_while_writing_run_files(album_dir, tiny_model_dir, tmp_path, monkeypatch,
+                                           capsys, stand_in_analysis):
+    """ENOSPC injected into the run's own writes (a torn meta.json)."""
     from stratum_kernel.cli import main
 
     real_write_text = Path.write_text
@@ -281,13 +295,6 @@ def test_disk_full_while_writing_run_files(baseline, album_dir, tiny_model_dir, 
             raise OSError(errno.ENOSPC, "No space left on device", str(self))
         return real_write_text(self, *args, **kwargs)
 
-    real_init = render_mod.RenderContext.__init__
-
-    def init(self, config, **kw):
-        real_init(self, config, **kw)
-        self._analysis = NumpyAnalysis(self.album)
-
-    monkeypatch.setattr(render_mod.RenderContext, "__init__", init)
     monkeypatch.setattr(Path, "write_text", full)
     cfg = _write_cli_config(tmp_path, album_dir, tiny_model_dir)
     code = main(["render", "--config", str(cfg), "--run-id", "full", "--tracks", "track1",

@@ -160,6 +160,26 @@ def _tail(text: str, n: int = 1200) -> str:
     return text[-n:] if len(text) > n else text
 
 
+def _exit_text(rc: int | None) -> str:
+    """'exit 1', or 'killed by signal 9 (SIGKILL)' for a negative return code."""
+    if rc is not None and rc < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = "?"
+        return f"killed by signal {-rc} ({name})"
+    return f"exit {rc}"
+
+
+def _disk_hint(message: str, path: Path) -> str:
+    if "No space left on device" in message or "Disk quota exceeded" in message:
+        return (f" -- the disk holding {path.parent} is full: free some space, then continue "
+                "the run with --resume (finished chunks are kept)")
+    return ""
+
+
 def run_ffmpeg(args: Sequence[str], *, what: str, timeout: float | None = None) -> str:
     """Run ffmpeg with ``args``; returns stderr; RenderError with its tail on failure."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *args]
@@ -169,7 +189,8 @@ def run_ffmpeg(args: Sequence[str], *, what: str, timeout: float | None = None) 
     except subprocess.TimeoutExpired:
         raise RenderError(f"{what}: ffmpeg did not finish within {timeout} s") from None
     if out.returncode != 0:
-        raise RenderError(f"{what}: ffmpeg failed (exit {out.returncode}): {_tail(out.stderr)}")
+        raise RenderError(f"{what}: ffmpeg failed ({_exit_text(out.returncode)}): "
+                          f"{_tail(out.stderr)}{_disk_hint(out.stderr, Path(cmd[-1]))}")
     return out.stderr
 
 
@@ -216,10 +237,13 @@ class VideoEncoder:
         try:
             self._proc.stdin.write(memoryview(np.ascontiguousarray(arr)).cast("B"))
         except (BrokenPipeError, OSError):
-            self._proc.wait()
+            rc = self._proc.wait()
             msg = self._read_err()
             self.abort()
-            raise RenderError(f"{self.path}: ffmpeg stopped accepting frames: {msg}") from None
+            raise RenderError(
+                f"{self.path}: ffmpeg stopped accepting frames ({_exit_text(rc)}): {msg}"
+                f"{_disk_hint(msg, self.path)}"
+            ) from None
         self.frames += len(arr)
 
     def _read_err(self) -> str:
@@ -239,7 +263,8 @@ class VideoEncoder:
         if rc != 0 or self.frames == 0:
             self._tmp.unlink(missing_ok=True)
             why = msg if rc != 0 else "no frames were written"
-            raise RenderError(f"{self.path}: video encoding failed (exit {rc}): {why}")
+            raise RenderError(f"{self.path}: video encoding failed ({_exit_text(rc)}): {why}"
+                              f"{_disk_hint(why, self.path)}")
         os.replace(self._tmp, self.path)
         return self.path
 

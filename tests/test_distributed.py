@@ -161,3 +161,34 @@ def test_cli_scheduler_flag(monkeypatch, tmp_path):
         cmd.run(args)
     assert seen["config"].scheduler == "tcp://10.0.0.5:8786"
     assert seen["config"].shared_storage is False
+
+
+def test_chunk_task_alone_equals_the_render_frames(album_dir, tiny_model_dir, tmp_path):
+    """The task body, run in this process: both storage modes give the same bytes and the
+    digests of exactly the frames RenderContext.frames computes; a foreign model refuses."""
+    from stratum_kernel.distributed import chunk_task, describe
+    from stratum_kernel.model_meta import sha256_file
+    from stratum_kernel.render_pipeline import frame_digest
+
+    cfg = make_config(album_dir, tiny_model_dir, tmp_path, "t", render__chunk_frames=8)
+    album = load_album(album_dir)
+    ctx = RenderContext(cfg, album=album, analysis=NumpyAnalysis(album))
+    job = ctx.job("track1")
+    model_sha = sha256_file(ctx.model.onnx_path)
+    ticks: list = []
+    as_bytes = chunk_task(cfg, model_sha, job, 1, 8, 16, None,
+                          lambda t, c, done: ticks.append((t, c, done)))
+    seg = tmp_path / "seg_00001.mp4"
+    shared = chunk_task(cfg, model_sha, job, 1, 8, 16, str(seg))
+    elsewhere = chunk_task(cfg, model_sha, job, 1, 8, 16, str(tmp_path / "missing/seg.mp4"))
+    assert as_bytes["worker"].startswith("pid-") and shared["path"] == str(seg)
+    assert seg.read_bytes() == as_bytes["data"] == elsewhere["data"]
+    assert as_bytes["digests"] == shared["digests"] == [
+        frame_digest(f) for f in ctx.frames(job, 8, 16)]
+    assert ticks[-1] == ("track1", 1, 8) and len(ticks) == 2  # batch size 4
+    assert shared["loads"] == as_bytes["loads"]  # the model was not loaded again
+    with pytest.raises(RenderError, match="same model folder"):
+        chunk_task(cfg, "0" * 64, job, 1, 8, 16, None)
+    line = describe({"tasks": 2, "scheduler": "local:2", "shared_storage": False,
+                     "workers": {"tcp://a": {"chunks": 2}}})
+    assert line == "2 chunk(s) on local:2 (client storage; tcp://a: 2)"

@@ -5,10 +5,16 @@ the block would stop: every INET connect and name lookup is recorded here)."""
 
 from __future__ import annotations
 
+import http.client
+import shutil
 import socket
+import subprocess
+import sys
 import threading
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -121,10 +127,6 @@ def test_analysis_and_rendering_never_touch_the_network(no_network_at_all, make_
 
 
 def _make_dry_run(*args: str) -> str:
-    import shutil
-    import subprocess
-    from pathlib import Path
-
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     root = Path(__file__).resolve().parents[1]
@@ -147,3 +149,45 @@ def test_exposing_the_dashboard_needs_a_token(args, token_flag):
     cmd = _make_dry_run(*args)
     assert "--Voila.ip=0.0.0.0" in cmd and token_flag in cmd
     assert "--Voila.ip=127.0.0.1" not in cmd
+
+
+@pytest.mark.slow
+def test_voila_with_a_token_refuses_requests_without_it(tmp_path):
+    """What EXPOSE=1 relies on: Voila with a token redirects token-less requests to its
+    login page and serves the dashboard with the token (on loopback here)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# hello")]
+    nbformat.write(nb, tmp_path / "page.ipynb")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    voila = Path(sys.executable).with_name("voila")
+    proc = subprocess.Popen([str(voila), "--no-browser", "--Voila.ip=127.0.0.1",
+                             f"--port={port}", "--Voila.token=s3cret", "page.ipynb"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def get(path: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            conn.request("GET", path)
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                status = get("/")
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "voila did not start"
+                time.sleep(0.5)
+        assert status in (302, 401, 403)
+        assert get("/?token=wrong") in (302, 401, 403)
+        assert get("/?token=s3cret") == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

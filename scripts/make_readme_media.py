@@ -142,10 +142,12 @@ def dashboard_screenshot(out: Path, *, preview: str = "448x256", width: int = 12
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             page = browser.new_page(viewport={"width": 1560, "height": 1000})
+            t0 = time.monotonic()
             page.goto(f"http://127.0.0.1:{port}/", timeout=int(timeout * 1000))
             page.wait_for_function(
                 "() => { const i = document.querySelector('img.stratum-preview-a');"
                 " return i && i.naturalWidth > 0; }", timeout=int(timeout * 1000))
+            print(f"dashboard: first preview {time.monotonic() - t0:.1f} s after the request")
             page.locator(".stratum-frame-slider .noUi-handle").first.focus()
             for _ in range(120):
                 page.keyboard.press("ArrowRight")

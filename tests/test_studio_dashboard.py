@@ -44,6 +44,7 @@ def dashboard(studio_album, tiny_model_dir, tmp_path_factory):  # noqa: F811
     d = Dashboard(cfg, albums=[other], analysis=StudioAnalysis(album),
                   presets_dir=tmp / "presets", width=400)
     d._analysis[str(other.resolve())] = AnyAlbumAnalysis(load_album(other))
+    assert d.wait_ready(60)
     yield d
     d.explorer.close()
     clear_panels()
@@ -75,9 +76,13 @@ def test_switching_track_rebuilds_the_mixer_and_views(dashboard):
     d = dashboard
     first_mixer = d.mixer
     d.explorer.track_pick.value = "track2"
-    assert d.explorer.wait(60)
+    assert d.explorer.wait(60) and d.wait_ready(60)
     assert d.mixer is not first_mixer and d.mixer.duration == pytest.approx(1.5, abs=0.01)
     assert "track2" in d.views[0].title
+    d._track_parts("track1")
+    d._track_parts("track2")  # picked before track1's parts were loaded: those are dropped
+    assert d.wait_ready(60)
+    assert "track2" in d.views[0].title and d.mixer.duration == pytest.approx(1.5, abs=0.01)
 
 
 def test_a_missing_album_is_reported(dashboard, tmp_path):  # before the switch below
@@ -96,6 +101,7 @@ def test_switching_album(dashboard):
     d.album_pick.value = second
     ex = d.explorer
     assert ex.engine.config.album_path == second or str(ex.engine.config.album_path) == second
-    assert ex.wait(60) and not ex.errors
+    assert ex.wait(60) and not ex.errors and d.wait_ready(60)
     assert ex.engine.track_ids() == ["track1"] and ex.timeline.n_frames == 24
+    assert d.mixer is not None and d.mixer.duration == pytest.approx(1.0, abs=0.01)
     assert "a" in ex.last

@@ -32,7 +32,7 @@ def explorer(studio_album, tiny_model_dir, tmp_path_factory):  # noqa: F811
     album = load_album(studio_album)
     engine = PreviewEngine(cfg, album=album, analysis=StudioAnalysis(album))
     ex = PresetExplorer(engine, presets_dir=tmp_path_factory.mktemp("presets"), strip=2,
-                        strip_step=3)
+                        strip_step=3, lazy_form=False)
     assert ex.wait(60)
     yield ex
     ex.close()
@@ -236,6 +236,23 @@ def test_optional_fields_toggle_between_none_and_a_value(explorer):
     assert ex.preset.features[1].decay_s is not None
     toggle.value = False
     assert ex.preset.features[1].decay_s is None
+
+
+def test_a_lazy_form_makes_sections_when_opened():
+    got = []
+    form = PresetForm(load_preset("pulse"), anchors=["calm", "warm"], n_axes=4, lazy=True,
+                      on_change=got.append)
+    assert form.controls == {}  # every section closed: nothing made yet
+    assert form.set_value(("motion", "speed"), 2.0) and got[-1].motion.speed == 2.0
+    form.accordion.selected_index = form.accordion.titles.index("motion")
+    assert form.controls[("motion", "speed")].value == 2.0
+    assert ("postfx", "exposure") not in form.controls
+    form.ensure_all()
+    assert ("postfx", "exposure") in form.controls and ("stem_map", "bass", 0, "amount") in \
+        form.controls
+    form.set_preset(load_preset("drift"))  # a new preset: sections are made again on demand
+    assert form.controls[("motion", "speed")].value == load_preset("drift").motion.speed
+    assert ("postfx", "exposure") not in form.controls
 
 
 def _boxes(widget):

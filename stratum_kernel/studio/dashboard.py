@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,14 @@ class Dashboard:
     albums: extra album folders for the album picker. preview: the preview size (see
     :func:`~stratum_kernel.studio.explorer.make_engine`). views: visualization types shown
     under the timeline. mixer: show the stem mixer. analysis: an album analysis to reuse
-    for the config's album (tests; default: the cached librosa analysis).
+    for the config's album (tests; default: the cached librosa analysis). background: load
+    each track's stems and visualizations in a thread (``wait_ready()`` waits for them).
     """
 
     def __init__(self, config: Any, *, albums: list[str | Path] | None = None,
                  preview: Any = None, views: tuple[str, ...] = VIEWS, mixer: bool = True,
                  clip_seconds: float = 2.0, presets_dir: str | Path | None = None,
-                 analysis: Any = None, width: int = 760):
+                 analysis: Any = None, width: int = 760, background: bool = True):
         import ipywidgets as w
 
         self.config = config
@@ -64,7 +66,10 @@ class Dashboard:
         self.explorer = None
         self.mixer = None
         self.views: list[Any] = []
-        self.links: list[Any] = []  # browser-side links of the views' playheads
+        self.links: list[Any] = []  # browser-side links: playheads and the mixer's clock
+        self.background = background
+        self._generation = 0
+        self._ready = threading.Event()
         self._build(dirs[0])
 
     # ---- building -----------------------------------------------------------------
@@ -108,42 +113,71 @@ class Dashboard:
         return ex.track_id, ex.preset, ex.timeline.frame
 
     def _track_parts(self, track_id: str) -> None:
-        """The mixer and the visualizations of the current track."""
+        """The mixer and the visualizations of the current track: loaded in a background
+        thread (stems, envelopes, loudness take seconds), so the preview is usable at once."""
         import ipywidgets as w
 
-        ex = self.explorer
-        track = ex.engine.album.track(track_id)
-        self.views = []
-        panels = []
+        self._generation += 1
+        self._ready.clear()
+        self.views, self.mixer = [], None
+        self.views_box.children = [w.HTML("<i>loading the visualizations…</i>")]
+        self.mixer_box.children = [w.HTML("<i>loading the stems…</i>")]
+        self.panel_tabs.children = [self.explorer.form.widget]
+        self.panel_tabs.titles = ("preset",)
+        args = (self.explorer, track_id, self._generation)
+        if self.background:
+            threading.Thread(target=self._load_track_parts, args=args, daemon=True,
+                             name="stratum-dashboard-track").start()
+        else:
+            self._load_track_parts(*args)
+
+    def _load_track_parts(self, ex: Any, track_id: str, generation: int) -> None:
+        import ipywidgets as w
+
         try:
-            from stratum_kernel.viz.panel import panel_for
-            from stratum_kernel.viz.showcase import AlbumViewData, track_views
-
-            data = getattr(self, "_view_data", None)
-            if data is None or data.album is not ex.engine.album:
-                data = self._view_data = AlbumViewData(ex.engine.album)
-            for kind in self.views_wanted:
-                views = track_views(kind, data, width=self.width, height=120,
-                                    track_ids=[track_id])
-                self.views.extend(views)
-                panels.append((kind, panel_for(kind).widget))
-            self.links = [w.jslink((ex.timeline.plot, "seconds"), (view, "playhead"))
-                          for view in self.views if hasattr(view, "playhead")]
-        except (StratumError, OSError) as err:
-            self._say(f"visualizations unavailable: {err}")
-        self.views_box.children = list(self.views)
-        self.panel_tabs.children = [ex.form.widget, *(p for _, p in panels)]
-        self.panel_tabs.titles = ("preset", *(k.replace("_", " ") for k, _ in panels))
-        self.mixer = None
-        if self.want_mixer:
+            views, panels, links = [], [], []
             try:
-                from stratum_kernel.mixer_widget import StemMixer
+                from stratum_kernel.viz.panel import panel_for
+                from stratum_kernel.viz.showcase import AlbumViewData, track_views
 
-                self.mixer = StemMixer.from_track(track)
-                self.links += ex.timeline.link_mixer(self.mixer)
-                self.mixer_box.children = [self.mixer]
+                data = getattr(self, "_view_data", None)
+                if data is None or data.album is not ex.engine.album:
+                    data = self._view_data = AlbumViewData(ex.engine.album)
+                for kind in self.views_wanted:
+                    views += track_views(kind, data, width=self.width, height=120,
+                                         track_ids=[track_id])
+                    panels.append((kind, panel_for(kind).widget))
             except (StratumError, OSError) as err:
-                self.mixer_box.children = [w.HTML(f"no stems: {html.escape(str(err))}")]
+                self._say(f"visualizations unavailable: {err}")
+            mixer, note = None, ""
+            if self.want_mixer:
+                try:
+                    from stratum_kernel.mixer_widget import StemMixer
+
+                    mixer = StemMixer.from_track(ex.engine.album.track(track_id))
+                except (StratumError, OSError) as err:
+                    note = f"no stems: {html.escape(str(err))}"
+            if generation != self._generation:
+                return  # another track was picked meanwhile
+            links = [w.jslink((ex.timeline.plot, "seconds"), (v, "playhead"))
+                     for v in views if hasattr(v, "playhead")]
+            if mixer is not None:
+                links += ex.timeline.link_mixer(mixer)
+            self.views, self.mixer, self.links = views, mixer, links
+            self.views_box.children = list(views)
+            self.panel_tabs.children = [ex.form.widget, *(p for _, p in panels)]
+            self.panel_tabs.titles = ("preset", *(k.replace("_", " ") for k, _ in panels))
+            self.mixer_box.children = [mixer] if mixer is not None else [w.HTML(note)]
+        except Exception as err:  # a thread has no caller to raise to: show it
+            log.exception("loading the track's visualizations failed")
+            self._say(f"loading {track_id} failed: {type(err).__name__}: {err}")
+        finally:
+            if generation == self._generation:
+                self._ready.set()
+
+    def wait_ready(self, timeout: float | None = 60.0) -> bool:
+        """Block until the current track's mixer and visualizations are in place."""
+        return self._ready.wait(timeout)
 
     def set_album(self, album_dir: str) -> None:
         """Switch to another album folder (its tracks, analysis and stems)."""

@@ -127,11 +127,12 @@ class PresetExplorer:
     first track (default: the first of the config). strip / strip_step: neighbouring
     frames shown under the preview and their spacing in frames. presets_dir: where save
     writes (default ``<project>/presets``). display_width: on-screen width of a pane.
+    lazy_form: make each section of the parameter form when it is first opened.
     """
 
     def __init__(self, engine: PreviewEngine, *, track_id: str | None = None, strip: int = 4,
                  strip_step: int = 6, presets_dir: str | Path | None = None,
-                 display_width: int = 384, plot_width: int = 800):
+                 display_width: int = 384, plot_width: int = 800, lazy_form: bool = True):
         import ipywidgets as w
 
         from stratum_kernel.studio.preset_form import PresetForm
@@ -187,7 +188,7 @@ class PresetExplorer:
         self.form = PresetForm(self.loaded, anchors=sorted(model.anchors),
                                n_axes=int(np.asarray(model.pca_axes).shape[0]),
                                overrides=config_overrides(engine.config, self.track_id),
-                               on_change=lambda _p: self.request())
+                               on_change=lambda _p: self.request(), lazy=lazy_form)
         self.worker = LatestWins(self._work, on_result=self._on_result, on_error=self._on_error,
                                  name="stratum-explorer")
 

@@ -138,12 +138,12 @@ class PresetForm:
 
     preset: the starting preset. anchors / n_axes: the model's anchor names and PCA axes
     (for choices). overrides: {dotted field: where render.yaml sets it}. on_change(preset):
-    called with each new valid preset.
+    called with each new valid preset. lazy: make a section's controls when it is opened.
     """
 
     def __init__(self, preset: Preset, *, anchors: list[str] | None = None, n_axes: int = 8,
                  overrides: Mapping[str, str] | None = None,
-                 on_change: Callable[[Preset], None] | None = None):
+                 on_change: Callable[[Preset], None] | None = None, lazy: bool = False):
         import ipywidgets as w
 
         self.anchors = list(anchors or [])
@@ -158,6 +158,8 @@ class PresetForm:
         self.widget.add_class("stratum-preset-form")
         self.error: str | None = None
         self._muted = False
+        self.lazy = bool(lazy)
+        self.accordion.observe(self._on_select, names="selected_index")
         self.set_preset(preset, notify=False)
 
     # ---- state ------------------------------------------------------------------
@@ -227,36 +229,62 @@ class PresetForm:
 
     # ---- building ----------------------------------------------------------------
     def _rebuild(self) -> None:
+        """(Re)make the accordion: one section per group of fields. With ``lazy``, a
+        section's controls are made when it is first opened (a closed section costs the
+        browser nothing; the whole form is ~600 widgets)."""
         import ipywidgets as w
 
         selected = self.accordion.selected_index
         self.controls = {}
-        general: list[Any] = []
-        groups: list[tuple[str, Any]] = []
+        general: list[tuple[Path, Any, Any]] = []
+        builders: list[tuple[str, Callable[[], Any]]] = []
         for name, info in Preset.model_fields.items():
             path = (name,)
             ann, _ = _unwrap_optional(info.annotation)
-            sub = _model_of(ann)
+            sub = _model_of(ann) or DICT_MODELS.get(name)
             if sub is not None:
-                groups.append((name, w.VBox(self._model_rows(sub, path))))
-            elif name in DICT_MODELS:
-                groups.append((name, w.VBox(self._model_rows(DICT_MODELS[name], path))))
+                builders.append((name, lambda sub=sub, path=path:
+                                 w.VBox(self._model_rows(sub, path))))
             elif typing.get_origin(ann) is list and _model_of(typing.get_args(ann)[0]):
-                groups.append((name, self._list_editor(path, typing.get_args(ann)[0])))
+                item = typing.get_args(ann)[0]
+                builders.append((name, lambda path=path, item=item:
+                                 self._list_editor(path, item)))
             elif typing.get_origin(ann) is dict and name == "stem_map":
-                boxes = [w.VBox([w.HTML(f"<b>{s}</b>"),
-                                 self._list_editor((name, s), SignalMapping)])
-                         for s in STEM_NAMES]
-                groups.append((name, w.VBox(boxes)))
+                builders.append((name, lambda name=name: w.VBox([
+                    w.VBox([w.HTML(f"<b>{s}</b>"),
+                            self._list_editor((name, s), SignalMapping)])
+                    for s in STEM_NAMES])))
             else:
-                row = self._control(path, info, ann)
-                if row is not None:
-                    general.append(row)
-        children = [w.VBox(general)] + [box for _, box in groups]
-        titles = ["preset"] + [GROUP_TITLES.get(n, n) for n, _ in groups]
-        self.accordion.children = children
-        self.accordion.titles = tuple(titles)
+                general.append((path, info, ann))
+
+        def general_rows():
+            return w.VBox([r for r in (self._control(p, i, a) for p, i, a in general)
+                           if r is not None])
+
+        self._builders = [general_rows] + [b for _, b in builders]
+        self._built: set[int] = set()
+        self.accordion.children = [w.VBox() for _ in self._builders]
+        self.accordion.titles = ("preset", *(GROUP_TITLES.get(n, n) for n, _ in builders))
+        if not self.lazy:
+            self.ensure_all()
         self.accordion.selected_index = selected
+        if selected is not None:
+            self._build_section(selected)
+
+    def _on_select(self, change) -> None:
+        if change["new"] is not None:
+            self._build_section(change["new"])
+
+    def _build_section(self, index: int) -> None:
+        if index in self._built or not 0 <= index < len(self._builders):
+            return
+        self._built.add(index)
+        self.accordion.children[index].children = [self._builders[index]()]
+
+    def ensure_all(self) -> None:
+        """Make every section's controls now (scripts and tests reach them by path)."""
+        for i in range(len(self._builders)):
+            self._build_section(i)
 
     def _model_rows(self, model: type[BaseModel], prefix: Path) -> list[Any]:
         import ipywidgets as w

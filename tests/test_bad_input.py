@@ -194,7 +194,9 @@ def test_render_yaml_sweep(render_base, tmp_path_factory, data):
 @SETTINGS
 @given(key=st.sampled_from(["frame_rate", "resolution", "tracks", "controller.preset",
                             "run_id", "render.duration", "decoder.batch_size", "seed",
-                            "postfx.grain_intensity", "nonsense.key", "audio.sample_rate"]),
+                            "postfx.grain_intensity", "nonsense.key", "audio.sample_rate",
+                            "scheduler", "mixer", "shared_storage", "tracks.*.preset",
+                            "encode.crf", "controller.tempo_sync"]),
        value=junk)
 def test_render_overrides_sweep(render_base, tmp_path_factory, key, value):
     """Command-line / notebook overrides go through the same validation."""

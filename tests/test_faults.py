@@ -165,6 +165,40 @@ def test_cli_signal_stops_cleanly_and_resumes(cli_setup, stand_in_analysis, sig,
     _same_bytes(run, out / "whole")
 
 
+def _fake_command(run):
+    class Command:
+        @staticmethod
+        def add_arguments(parser):
+            pass
+
+    Command.run = staticmethod(run)
+    return Command
+
+
+@pytest.mark.parametrize(("raised", "code", "said"), [
+    ("sigterm", 143, "stratum: terminated (SIGTERM); stopped cleanly"),
+    (OSError(errno.ENOSPC, "No space left on device", "/data/x.npz"), 1,
+     "stratum: error: no space left on device while writing /data/x.npz: free some space;"),
+    (PermissionError(errno.EACCES, "Permission denied", "/x"), 1,
+     "stratum: error: PermissionError: [Errno 13] Permission denied: '/x' (run with --debug"),
+])
+def test_cli_turns_signals_and_os_errors_into_one_line(monkeypatch, capsys, raised, code, said):
+    from stratum_kernel import cli
+
+    def run(args):
+        if raised == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+            return 0
+        raise raised
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli, "_load_command", lambda name: _fake_command(run))
+    assert cli.main(["verify"]) == code
+    assert said in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == before  # the CLI's handler is removed again
+
+
 # ------------------------------------------------------------------ CUDA falls back
 
 

@@ -40,7 +40,8 @@ SMALL = {"render__duration": 1.0, "render__chunk_frames": 8}  # 24 frames, 3 chu
 
 
 def run(album_dir, model_dir, out, run_id, **kw):
-    over = {**SMALL, **{k: kw.pop(k) for k in list(kw) if "__" in k}}
+    render_kw = ("scheduler", "shared_storage", "worker_hook", "on_chunk")
+    over = {**SMALL, **{k: kw.pop(k) for k in list(kw) if k not in render_kw}}
     cfg = make_config(album_dir, model_dir, out, run_id, **over)
     album = load_album(album_dir)
     ctx = RenderContext(cfg, album=album, analysis=NumpyAnalysis(album))
@@ -192,3 +193,49 @@ def test_chunk_task_alone_equals_the_render_frames(album_dir, tiny_model_dir, tm
     line = describe({"tasks": 2, "scheduler": "local:2", "shared_storage": False,
                      "workers": {"tcp://a": {"chunks": 2}}})
     assert line == "2 chunk(s) on local:2 (client storage; tcp://a: 2)"
+
+
+@pytest.mark.slow
+def test_a_chunk_that_keeps_failing_stops_the_run_resumably(album_dir, tiny_model_dir,
+                                                            tmp_path, client):
+    def always_fails(track: str, chunk: int, done: int) -> None:
+        if chunk == 1:
+            raise ValueError("simulated bad chunk")
+
+    with pytest.raises(RenderError, match=r"chunk 1 .*failed on the cluster.*simulated"):
+        run(album_dir, tiny_model_dir, tmp_path, "fail", scheduler=client, tracks=["track2"],
+            render__duration=0.5, worker_hook=always_fails)
+    state = json.loads((tmp_path / "fail/.work/track2/state.json").read_text())
+    assert "1" not in state["chunks"]  # the failed chunk is not recorded; resume redoes it
+    assert not (tmp_path / "fail/meta.json").exists()
+
+
+def test_connect_starts_and_stops_a_local_cluster(monkeypatch):
+    from stratum_kernel import distributed as dist
+
+    made: dict = {}
+
+    class FakeCluster:
+        def __init__(self, **kw):
+            made["cluster"] = kw
+
+        def close(self):
+            made["cluster_closed"] = True
+
+    class FakeClient:
+        def __init__(self, target, **kw):
+            made["client"] = target
+
+        def close(self):
+            made["client_closed"] = True
+
+    monkeypatch.setattr(distributed, "LocalCluster", FakeCluster)
+    monkeypatch.setattr(distributed, "Client", FakeClient)
+    client, release, address = dist.connect("local:3")
+    assert address == "local:3" and isinstance(client, FakeClient)
+    assert made["cluster"]["n_workers"] == 3 and made["cluster"]["processes"] is True
+    assert made["cluster"]["host"] == "127.0.0.1"
+    release()
+    assert made["client_closed"] and made["cluster_closed"]
+    _, _, default = dist.connect("local")
+    assert default == f"local:{dist.LOCAL_WORKERS}"

@@ -46,8 +46,17 @@ def _load_meta(run_dir: Path) -> dict:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise RenderError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+    if not isinstance(meta, dict):
+        raise RenderError(f"{path}: expected a JSON object, got {type(meta).__name__}")
     if meta.get("format") != RUN_FORMAT:
         raise RenderError(f"{path}: field 'format' is {meta.get('format')!r}, not {RUN_FORMAT!r}")
+    tracks = meta.get("tracks", [])
+    if not isinstance(tracks, list) or not all(isinstance(t, dict) for t in tracks):
+        raise RenderError(f"{path}: field 'tracks' must be a list of track objects "
+                          "(the file was edited or damaged)")
+    if not isinstance(meta.get("album") or {}, dict):
+        raise RenderError(f"{path}: field 'album' must be an object (the file was edited or "
+                          "damaged)")
     return meta
 
 
@@ -114,12 +123,16 @@ def verify_run(run_dir: str | Path, *, decode: bool = True) -> VerifyReport:
             report.checked.append(f"{tid}: {len(t['previews'])} preview file(s)")
     album = meta.get("album")
     if album and meta.get("tracks"):
-        fps = float(meta["tracks"][0]["fps"])
-        first = meta["tracks"][0]["film"]
+        try:
+            fps = float(meta["tracks"][0]["fps"])
+            first = meta["tracks"][0]["film"]
+            size = (int(first["width"]), int(first["height"]))
+        except (KeyError, TypeError, ValueError) as err:
+            report.problems.append(f"meta.json: the album entry cannot be checked ({err!r})")
+            return report
         album_film = run_dir / Path(str(album.get("file", "album.mp4"))).name
-        _check_film(report, album_film, sha=album.get("sha256", ""),
-                    frames=total, fps=fps, audio_duration=total / fps,
-                    size=(int(first["width"]), int(first["height"])))
+        _check_film(report, album_film, sha=str(album.get("sha256", "")),
+                    frames=total, fps=fps, audio_duration=total / fps, size=size)
     elif not meta.get("tracks"):
         report.problems.append("meta.json: lists no tracks")
     return report

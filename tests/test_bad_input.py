@@ -285,3 +285,35 @@ def test_visualization_set_sweep(tmp_path_factory, kind, data):
         assert s.get(kind) == before  # a refused change changes nothing
     except Exception as err:  # pragma: no cover
         pytest.fail(f"{type(err).__name__} escaped for {kind}.{field}={value!r}: {err!r}")
+
+
+# ------------------------------------------------------------- a run's meta.json (verify)
+
+RUN_META = {
+    "format": "stratum-run/1", "run_id": "r",
+    "tracks": [{"id": "a", "fps": 24, "frames": 24, "start": 0.0, "end": 1.0,
+                "film": {"file": "a.mp4", "sha256": "0" * 64, "width": 64, "height": 64},
+                "audio": {"duration": 1.0},
+                "chunks": [{"index": 0, "start": 0, "stop": 24, "decoded_sha256": "0" * 64}],
+                "previews": ["a-000.png"]}],
+    "album": {"file": "album.mp4", "sha256": "0" * 64, "frames": 24},
+}
+
+
+@SETTINGS
+@given(data=st.data())
+def test_verify_meta_sweep(tmp_path_factory, data):
+    """``stratum verify`` on an edited or damaged meta.json: a report or a StratumError."""
+    from stratum_kernel.verify import verify_run
+
+    doc, path, kind = data.draw(mutated(RUN_META))
+    run = tmp_path_factory.mktemp("run")
+    (run / "meta.json").write_text(json.dumps(doc, allow_nan=True))
+    try:
+        report = verify_run(run, decode=False)
+    except StratumError as err:
+        assert "meta.json" in str(err)
+    except Exception as err:  # pragma: no cover
+        pytest.fail(f"{type(err).__name__} escaped for {path} ({kind}): {err!r}")
+    else:
+        assert report.problems  # there are no films: never "all good"

@@ -239,3 +239,15 @@ def test_connect_starts_and_stops_a_local_cluster(monkeypatch):
     assert made["client_closed"] and made["cluster_closed"]
     _, _, default = dist.connect("local")
     assert default == f"local:{dist.LOCAL_WORKERS}"
+
+
+@pytest.mark.slow
+def test_bench_scale_measures_on_the_cluster(client, tiny_model_dir):
+    from stratum_kernel.bench.scale import measure
+
+    res = measure(client, size=(64, 64), seconds=1.0, chunk=12, repeats=1,
+                  models=str(tiny_model_dir))
+    assert res["frames"] == 24 and res["chunks"] == 2 and res["workers"] == 2
+    med = res["median_s"]
+    assert set(med) == {"local", "remote", "empty", "one", "two"}
+    assert all(v > 0 for v in med.values()) and med["empty"] < med["remote"]

@@ -57,26 +57,21 @@ def _chunks(job, chunk: int) -> list[tuple[int, int, int]]:
                                                                              chunk))]
 
 
-def run(args: argparse.Namespace) -> int:
-    from distributed import Client, LocalCluster, wait
+def measure(client, *, size: tuple[int, int], seconds: float, chunk: int, repeats: int,
+            models: str | None = None) -> dict:
+    """Time one chunk in process and as a task, an empty task, and all chunks on one worker
+    and on every worker of ``client`` (interleaved repetitions); returns medians in
+    seconds ({'local', 'remote', 'empty', 'one', 'two'}) and the sizes."""
+    from distributed import wait
 
     from stratum_kernel.distributed import chunk_task
     from stratum_kernel.render_pipeline import render_chunk
 
-    quick = bool(getattr(args, "quick", False))
-    size, seconds, chunk = ((256, 144), 2.0, 12) if quick else ((640, 352), 6.0, 24)
-    repeats = max(1, int(getattr(args, "repeats", 5) or 5))
-    if quick:
-        repeats = min(repeats, 2)
     work = Path(tempfile.mkdtemp(prefix="stratum-bench-scale-"))
     segs = work / "segs"
     segs.mkdir()
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address=None)
-    client = Client(cluster)
     try:
-        client.wait_for_workers(2, timeout=180)
-        cfg, ctx, job, sha = _setup(work, size, seconds, chunk, getattr(args, "models", None))
+        cfg, ctx, job, sha = _setup(work, size, seconds, chunk, models)
         workers = sorted(client.scheduler_info()["workers"])
         chunks = _chunks(job, chunk)
         i0, a0, b0 = chunks[min(1, len(chunks) - 1)]
@@ -99,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             for f in futs:
                 f.result()
 
-        # warm-up: sessions open here and on both workers (the model loads once per worker)
+        # warm-up: sessions open here and on every worker (the model loads once per worker)
         local_chunk()
         for w in workers:
             client.submit(chunk_task, cfg, sha, job, i0, a0, b0, str(segs / "warm.mp4"),
@@ -114,27 +109,47 @@ def run(args: argparse.Namespace) -> int:
                 fn()
                 times[key].append(time.perf_counter() - t0)
     finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"median_s": {k: median(v) for k, v in times.items()}, "frames": job.n_frames,
+            "chunks": len(chunks), "chunk": b0 - a0, "preset": job.preset.name,
+            "workers": len(workers)}
+
+
+def run(args: argparse.Namespace) -> int:
+    from distributed import Client, LocalCluster
+
+    quick = bool(getattr(args, "quick", False))
+    size, seconds, chunk = ((256, 144), 2.0, 12) if quick else ((640, 352), 6.0, 24)
+    repeats = max(1, int(getattr(args, "repeats", 5) or 5))
+    if quick:
+        repeats = min(repeats, 2)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           host="127.0.0.1", dashboard_address=None)
+    client = Client(cluster)
+    try:
+        client.wait_for_workers(2, timeout=180)
+        res = measure(client, size=size, seconds=seconds, chunk=chunk, repeats=repeats,
+                      models=getattr(args, "models", None))
+    finally:
         client.close()
         cluster.close()
-        shutil.rmtree(work, ignore_errors=True)
-    med = {k: median(v) for k, v in times.items()}
-    frames = job.n_frames
+    med, frames, n = res["median_s"], res["frames"], res["chunks"]
     rows = [
-        ("chunk", f"{b0 - a0} frames at {size[0]}x{size[1]}, {job.preset.name} preset"),
+        ("chunk", f"{res['chunk']} frames at {size[0]}x{size[1]}, {res['preset']} preset"),
         ("in-process chunk", f"{med['local'] * 1000:.1f} ms"),
         ("Dask task chunk", f"{med['remote'] * 1000:.1f} ms"),
         ("overhead per chunk", f"{(med['remote'] - med['local']) * 1000:.1f} ms "
                                f"({(med['remote'] / med['local'] - 1) * 100:+.1f} %)"),
         ("empty task round trip", f"{med['empty'] * 1000:.2f} ms"),
-        (f"{len(chunks)} chunks, 1 worker", f"{med['one']:.2f} s ({frames / med['one']:.1f} fps)"),
-        (f"{len(chunks)} chunks, 2 workers", f"{med['two']:.2f} s ({frames / med['two']:.1f} fps)"),
+        (f"{n} chunks, 1 worker", f"{med['one']:.2f} s ({frames / med['one']:.1f} fps)"),
+        (f"{n} chunks, 2 workers", f"{med['two']:.2f} s ({frames / med['two']:.1f} fps)"),
         ("speed-up 2 workers / 1", f"{med['one'] / med['two']:.2f}x"),
         ("repeats (median of)", str(repeats)),
     ]
     print_table("bench scale (Dask LocalCluster, 2 worker processes)", rows)
     write_json(getattr(args, "json_path", None), "scale", {
         "size": list(size), "seconds": seconds, "chunk_frames": chunk, "frames": frames,
-        "chunks": len(chunks), "repeats": repeats, "median_s": med,
+        "chunks": n, "repeats": repeats, "median_s": med,
         "overhead_ms": (med["remote"] - med["local"]) * 1000,
         "speedup_2_over_1": med["one"] / med["two"],
     })

@@ -107,14 +107,16 @@ def connect(scheduler: Any, *, timeout: float = 20.0) -> tuple[Any, Callable[[],
 # ------------------------------------------------------------------------ worker side
 
 
-def _worker_name() -> str:
+def _worker_name(with_name: bool = False) -> Any:
+    """This worker's address (and its name), or ``pid-N`` outside a Dask worker."""
     try:
         from distributed import get_worker
 
         w = get_worker()
-        return str(w.address)
+        return (str(w.address), str(w.name)) if with_name else str(w.address)
     except (ImportError, ValueError):
-        return f"pid-{os.getpid()}"
+        here = f"pid-{os.getpid()}"
+        return (here, here) if with_name else here
 
 
 def worker_context(config: Any, model_sha: str) -> Any:
@@ -159,7 +161,8 @@ def chunk_task(config: Any, model_sha: str, job: Any, index: int, start: int, st
     t0 = time.perf_counter()
     ctx = worker_context(config, model_sha)
     tick = None if hook is None else (lambda done: hook(job.track_id, index, done))
-    out: dict[str, Any] = {"worker": _worker_name(), "loads": _LOADS["count"]}
+    address, name = _worker_name(with_name=True)
+    out: dict[str, Any] = {"worker": address, "name": name, "loads": _LOADS["count"]}
     if segment is not None and Path(segment).parent.is_dir():
         out["digests"] = render_chunk(ctx, job, start, stop, Path(segment), hook=tick)
         out["path"] = segment
@@ -300,7 +303,8 @@ def _collect(client: Any, pending: dict, runs: dict, workers: dict, progress: bo
             if on_chunk is not None:
                 on_chunk(tid, i)
             record(run, i, a, b, [bytes(d) for d in res["digests"]], seg, res["worker"])
-            w = workers.setdefault(res["worker"], {"chunks": 0, "frames": 0, "seconds": 0.0,
+            w = workers.setdefault(res["worker"], {"name": res.get("name"), "chunks": 0,
+                                                   "frames": 0, "seconds": 0.0,
                                                    "model_loads": 0})
             w["chunks"] += 1
             w["frames"] += b - a

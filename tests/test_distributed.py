@@ -90,6 +90,8 @@ def test_cluster_render_is_identical_to_local(local, album_dir, tiny_model_dir, 
     chunk_workers = [c["worker"] for t in res.meta["tracks"] for c in t["chunks"]]
     assert set(chunk_workers) <= workers and set(d["workers"]) == set(chunk_workers)
     assert all(w["model_loads"] == 1 for w in d["workers"].values())  # once per worker
+    names = {str(i["name"]) for i in client.scheduler_info()["workers"].values()}
+    assert {w["name"] for w in d["workers"].values()} <= names
     assert sum(w["frames"] for w in d["workers"].values()) == 48
     on_disk = json.loads((res.run_dir / "meta.json").read_text())
     assert on_disk["distributed"]["workers"] == d["workers"]

@@ -333,7 +333,8 @@ def test_shipped_render_yaml_is_valid():
     path = project_root() / "render.yaml"
     cfg = load_render_config(path)
     assert cfg.frame_rate == 24 and cfg.resolution == (1280, 720)
-    assert cfg.decoder.execution_provider == "cpu"
+    # CPU by default, the GPU when one really works (the decoder probes and logs it)
+    assert cfg.decoder.execution_provider == "auto"
     for tid in [t.id for t in cfg.tracks]:
         cfg.preset_for(tid)
         cfg.postfx_for(tid)

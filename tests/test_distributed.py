@@ -253,3 +253,27 @@ def test_bench_scale_measures_on_the_cluster(client, tiny_model_dir):
     med = res["median_s"]
     assert set(med) == {"local", "remote", "empty", "one", "two"}
     assert all(v > 0 for v in med.values()) and med["empty"] < med["remote"]
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_local_run_resumes_on_the_cluster(local, album_dir, tiny_model_dir, tmp_path, client):
+    def crash(track, chunk):
+        if (track, chunk) == ("track1", 1):
+            raise Interrupt("stopped after track1 chunk 1")
+
+    with pytest.raises(Interrupt):
+        run(album_dir, tiny_model_dir, tmp_path, "moved", on_chunk=crash)
+    done: list = []
+    cfg = make_config(album_dir, tiny_model_dir, tmp_path, "moved", **SMALL)
+    album = load_album(album_dir)
+    ctx = RenderContext(cfg, album=album, analysis=NumpyAnalysis(album))
+    res = render_album(cfg, progress=False, context=ctx, resume=True, scheduler=client,
+                       on_chunk=lambda t, c: done.append((t, c)))
+    assert ("track1", 0) not in done and len(done) == 5  # chunk 0 was kept
+    assert_identical(res, local)
+    t1 = res.meta["tracks"][0]["chunks"]
+    assert "worker" not in t1[0] and t1[1]["worker"].startswith("tcp://127.0.0.1:")

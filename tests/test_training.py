@@ -241,3 +241,37 @@ def test_sampling_helpers():
 def test_split_is_deterministic():
     train_idx, held = split_indices(30, every=10)
     assert held.tolist() == [0, 10, 20] and len(train_idx) == 27
+
+
+@pytest.mark.slow
+def test_notebook_runs_under_papermill(tmp_path):
+    """notebooks/train_generator.ipynb end to end with a tiny generator and set."""
+    import subprocess
+    import sys
+
+    from stratum_kernel.model_meta import load_model
+    from stratum_kernel.paths import project_root
+
+    root = project_root()
+    out = tmp_path / "executed.ipynb"
+    params = {
+        "DATA_DIR": str(tmp_path / "set"),
+        "COUNT": 14,
+        "RESOLUTION": 32,
+        "BATCH_SIZE": 4,
+        "ITERATIONS": 2,
+        "EPOCH_ITERATIONS": 2,
+        "RUN_DIR": str(tmp_path / "run"),
+        "EXPORT_DIR": str(tmp_path / "model"),
+        "GENERATOR": {"channels": [16, 8]},
+        "ANCHOR_SAMPLES": 12,
+        "AXES": 2,
+    }
+    args = [sys.executable, "-m", "papermill", "-k", "stratum", "--no-progress-bar"]
+    args += [str(root / "notebooks" / "train_generator.ipynb"), str(out)]
+    args += ["-y", json.dumps(params)]
+    proc = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = load_model(tmp_path / "model")
+    assert model.image_size == (32, 32) and len(model.anchors) >= 2
+    assert (tmp_path / "run" / "validation.jsonl").is_file()

@@ -48,21 +48,20 @@ def format_validation_error(source: str | Path | None, err: Exception) -> Config
     errors = getattr(err, "errors", None)
     if not callable(errors):
         return ConfigError(source, None, str(err))
-    parts = []
-    first_field = None
+    parts: list[tuple[str, str]] = []  # (field path, what is wrong with it)
     for item in errors():
         loc = ".".join(str(p) for p in item.get("loc", ()))
-        if first_field is None:
-            first_field = loc or None
         msg = item.get("msg", "invalid value")
-        value = item.get("input")
-        shown = repr(value)
+        shown = repr(item.get("input"))
         if len(shown) > 60:
             shown = shown[:57] + "..."
         if item.get("type") == "missing":
-            parts.append(f"{loc}: required field is missing")
+            parts.append((loc, "required field is missing"))
         else:
-            parts.append(f"{loc}: {msg} (got {shown})" if loc else f"{msg} (got {shown})")
+            parts.append((loc, f"{msg} (got {shown})"))
+    first_field = next((loc for loc, _ in parts if loc), None)
     if len(parts) == 1:
-        return ConfigError(source, first_field, parts[0].split(": ", 1)[-1])
-    return ConfigError(source, first_field, "; ".join(parts))
+        return ConfigError(source, first_field, parts[0][1])
+    return ConfigError(
+        source, first_field, "; ".join(f"{loc}: {text}" if loc else text for loc, text in parts)
+    )

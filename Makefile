@@ -41,12 +41,15 @@ render: setup
 ## a token: TOKEN=<secret>, or a generated one printed in the URL.
 EXPOSE ?=
 TOKEN ?=
+# a pre-heated kernel runs the notebook before the first visit: the page is ready at once
+VOILA_FLAGS ?= --preheat_kernel=True
 dashboard: setup
 ifeq ($(EXPOSE),1)
 	$(VENV)/bin/voila --no-browser --Voila.ip=0.0.0.0 \
-		$(if $(TOKEN),--Voila.token=$(TOKEN),--Voila.auto_token=True) notebooks/dashboard.ipynb
+		$(if $(TOKEN),--Voila.token=$(TOKEN),--Voila.auto_token=True) $(VOILA_FLAGS) \
+		notebooks/dashboard.ipynb
 else
-	$(VENV)/bin/voila --no-browser --Voila.ip=127.0.0.1 notebooks/dashboard.ipynb
+	$(VENV)/bin/voila --no-browser --Voila.ip=127.0.0.1 $(VOILA_FLAGS) notebooks/dashboard.ipynb
 endif
 
 ## The whole test suite, with lint and coverage.

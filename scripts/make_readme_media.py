@@ -119,8 +119,10 @@ def _free_port() -> int:
 
 
 def dashboard_screenshot(out: Path, *, preview: str = "448x256", width: int = 1280,
-                         timeout: float = 300.0) -> Path:
-    """Serve the dashboard with Voila and photograph it once the preview has drawn."""
+                         timeout: float = 300.0, preheat: bool = True,
+                         settle: float = 0.0) -> Path:
+    """Serve the dashboard with Voila (a pre-heated kernel, as ``make dashboard`` does) and
+    photograph it once the preview has drawn."""
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
@@ -131,7 +133,8 @@ def dashboard_screenshot(out: Path, *, preview: str = "448x256", width: int = 12
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "voila", "--no-browser", "--Voila.ip=127.0.0.1",
-         f"--port={port}", str(ROOT / "notebooks" / "dashboard.ipynb")],
+         f"--port={port}", f"--preheat_kernel={preheat}",
+         str(ROOT / "notebooks" / "dashboard.ipynb")],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -139,6 +142,7 @@ def dashboard_screenshot(out: Path, *, preview: str = "448x256", width: int = 12
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
                 break
             time.sleep(0.3)
+        time.sleep(settle)  # time for a pre-heated kernel to run the notebook
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             page = browser.new_page(viewport={"width": 1560, "height": 1000})

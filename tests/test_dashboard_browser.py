@@ -1,5 +1,6 @@
 """The Voila dashboard in a real browser: Voila on 127.0.0.1 serving notebooks/dashboard.ipynb
-(tiny album and model through STRATUM_NB_* variables), driven by headless Chromium.
+as ``make dashboard`` does (a pre-heated kernel; tiny album and model through STRATUM_NB_*
+variables), driven by headless Chromium.
 
 The page loads with no errors, moving the frame slider changes the preview's pixels, the
 clip button yields a playable video, and a screenshot is kept in test-artifacts/.
@@ -50,7 +51,8 @@ def voila(tmp_path_factory, tiny_model_dir):
     env = notebook_env(tmp, album, tiny_model_dir, STRATUM_NB_CLIP_SECONDS="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "voila", "--no-browser", "--Voila.ip=127.0.0.1",
-         f"--port={port}", "--show_tracebacks=True", str(NOTEBOOKS / "dashboard.ipynb")],
+         f"--port={port}", "--show_tracebacks=True", "--preheat_kernel=True",
+         str(NOTEBOOKS / "dashboard.ipynb")],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 60

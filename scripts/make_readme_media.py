@@ -152,10 +152,16 @@ def dashboard_screenshot(out: Path, *, preview: str = "448x256", width: int = 12
                 "() => { const i = document.querySelector('img.stratum-preview-a');"
                 " return i && i.naturalWidth > 0; }", timeout=int(timeout * 1000))
             print(f"dashboard: first preview {time.monotonic() - t0:.1f} s after the request")
+            page.wait_for_selector(".stratum-mixer", timeout=int(timeout * 1000))
+            page.wait_for_selector(".stratum-dashboard canvas", timeout=int(timeout * 1000))
             page.locator(".stratum-frame-slider .noUi-handle").first.focus()
             for _ in range(120):
                 page.keyboard.press("ArrowRight")
-            time.sleep(4.0)  # the preview and strip follow the playhead
+            page.wait_for_function(  # the strip of neighbouring frames follows the playhead
+                "() => [...document.querySelectorAll('.stratum-dashboard img')]"
+                ".filter(i => i.naturalWidth === 160).length >= 4",
+                timeout=int(timeout * 1000))
+            time.sleep(1.0)
             shot = Path(tempfile.mkstemp(suffix=".png")[1])
             page.screenshot(path=str(shot), full_page=True)
             browser.close()

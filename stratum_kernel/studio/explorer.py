@@ -181,7 +181,8 @@ class PresetExplorer:
         self.pane_b = w.VBox([self.image_b, self.label_b], layout=lay(display="none"))
         self.strip_images = [w.Image(format="jpeg", layout=lay(width="120px"))
                              for _ in range(self.strip_count)]
-        self.strip_box = w.HBox(self.strip_images)
+        # shown with the first strip: an Image with no bytes draws as a broken picture
+        self.strip_box = w.HBox(self.strip_images, layout=lay(display="none"))
         self.info = w.HTML()
 
         model = engine.model
@@ -258,6 +259,9 @@ class PresetExplorer:
         if res.kind == "strip":
             for img, data in zip(self.strip_images, res.images, strict=False):
                 img.value = data
+            for img in self.strip_images[len(res.images):]:
+                img.layout.display = "none"
+            self.strip_box.layout.display = "flex"
             self.last["strip"] = res
             return
         image, label = ((self.image_a, self.label_a) if res.pane == "a"

@@ -59,7 +59,6 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check --output-format concise .
-	$(VENV)/bin/ruff format --check stratum_kernel training tests
 
 bench: setup
 	$(PY) -m stratum_kernel bench all

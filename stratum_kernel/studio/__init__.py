@@ -15,6 +15,8 @@ Modules
 - ``clip``: render a short preview clip (MP4 with sound) in a background thread.
 - ``dashboard``: the Voila dashboard layout.
 - ``run_record``: helpers for the papermill run record (``notebooks/render_album.ipynb``).
+- ``notebook_params``: the notebooks' papermill parameters, ``STRATUM_NB_*`` fallbacks and
+  the RenderConfig they resolve to.
 
 Importing this package is cheap; ipywidgets and friends load with the modules that need them.
 """

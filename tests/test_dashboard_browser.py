@@ -55,22 +55,25 @@ def voila(tmp_path_factory, tiny_model_dir):
          str(NOTEBOOKS / "dashboard.ipynb")],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"voila exited: {(tmp / 'voila.log').read_text()[-3000:]}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            break
-        time.sleep(0.3)
-    else:
-        pytest.fail("voila did not start within 60 s")
-    yield url, tmp / "voila.log"
-    os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"voila exited: {(tmp / 'voila.log').read_text()[-3000:]}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("voila did not start within 60 s")
+        yield url, tmp / "voila.log"
+    finally:  # also when starting failed: never leave a server behind
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
 
 
 PIXELS = """(sel) => new Promise((resolve) => {

@@ -189,3 +189,15 @@ def test_config_from_parameters_uses_render_yaml_and_overrides(tmp_path):
     assert cfg.frame_rate == 30 and cfg.resolution == (160, 96) and cfg.seed == 5
     assert cfg.output_path == tmp_path.resolve()
     assert config_path("none") is None and config_path("render.yaml") == ROOT / "render.yaml"
+
+
+def test_scheduler_parameter_reaches_the_config(tmp_path):
+    from stratum_kernel.studio.notebook_params import config_from_parameters
+
+    yaml_path = tmp_path / "render.yaml"
+    yaml_path.write_text("frame_rate: 30\n")
+    cfg = config_from_parameters({"config": str(yaml_path), "scheduler": "local:2"})
+    assert cfg.scheduler == "local:2"
+    assert config_from_parameters({"config": str(yaml_path)}).scheduler is None
+    nb = nbformat.read(ROOT / "notebooks" / "render_album.ipynb", as_version=4)
+    assert "scheduler = None" in nb.cells[1].source

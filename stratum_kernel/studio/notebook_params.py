@@ -37,6 +37,7 @@ CONFIG_KEYS: dict[str, str] = {
     "tracks": "tracks",
     "duration": "render.duration",
     "seed": "seed",
+    "scheduler": "scheduler",
 }
 _NUMBERS = {"fps": float, "duration": float, "seed": int, "clip_seconds": float}
 _NONE = ("", "none", "null", "default")

@@ -17,7 +17,9 @@ install() {
     if [ "${STRATUM_USE_PIP:-0}" = "1" ]; then
         "$VPY" -m pip install --disable-pip-version-check -q "$@"
     else
-        "$VPY" -m uv pip install --python "$VPY" -q "$@"
+        # --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set, every process (each
+        # Jupyter kernel, each test subprocess) would otherwise recompile scipy, librosa, torch
+        "$VPY" -m uv pip install --python "$VPY" -q --compile-bytecode "$@"
     fi
 }
 

@@ -37,6 +37,7 @@ so latents stay in the range the generator was trained on.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -143,9 +144,15 @@ def catmull_rom_weights(f: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(wi / norm for wi in w)
 
 
+@functools.lru_cache(maxsize=8192)
 def knot_noise(seed: int, track_id: str, knot: int, purpose: str, size: int) -> np.ndarray:
-    """float64 [size] standard normal for one knot (knot ≥ -1; keys are shifted by one)."""
-    return rng_for(seed, track_id, int(knot) + 1, purpose).standard_normal(size)
+    """float64 [size] standard normal for one knot (knot ≥ -1; keys are shifted by one).
+
+    Pure and keyed, so it is memoised: the studio re-plans a track on every controller
+    slider change, and a 3-minute plan asks for ~1000 knots. The array is read-only."""
+    noise = rng_for(seed, track_id, int(knot) + 1, purpose).standard_normal(size)
+    noise.flags.writeable = False
+    return noise
 
 
 def value_noise(

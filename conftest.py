@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.fixtures_audio",
     "tests.fixtures_model",
+    "tests.fixtures_torch",
     "tests.fixtures_offline",
 ]

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.train
+pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_torch_thread")]
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -20,15 +20,6 @@ from training import export_onnx  # noqa: E402
 from training.latent_analysis import find_anchors, find_axes, kmeans, name_clusters  # noqa: E402
 
 TINY = {"channels": [16, 12, 8]}  # 16² → 64²
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on 2 shared cores, spinning worker threads only thrash."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _gen(seed=0, **kw):

@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.train
+pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_torch_thread")]
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
@@ -22,15 +22,6 @@ pytest.importorskip("transformers")
 from stratum_kernel.errors import ConfigError, ModelError  # noqa: E402
 from training import sd_generate  # noqa: E402
 from training.dataset import ImageRecord, read_manifest  # noqa: E402
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on 2 shared cores, spinning worker threads only thrash."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _byte_chars() -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.train
+pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_torch_thread")]
 
 torch = pytest.importorskip("torch")
 
@@ -19,15 +19,6 @@ from stratum_kernel.torch_generator import (  # noqa: E402
 )
 
 TINY = {"channels": [16, 8, 8]}  # 16² → 64²
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on 2 shared cores, spinning worker threads only thrash."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def expected_parameters(channels, latent_channels=8):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.train
+pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_torch_thread")]
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("lightning")
@@ -17,15 +17,6 @@ from training.metrics import colour_stats, laplacian_pyramid, sliced_wasserstein
 from training.models import EMA, Discriminator  # noqa: E402
 from training.sampling import image_grid, slerp, smoothness  # noqa: E402
 from training.train_gan import init_from, split_indices, train  # noqa: E402
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on 2 shared cores, spinning worker threads only thrash."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _images(n=26, size=48, seed=0):

@@ -47,9 +47,12 @@ AUDIO_TOLERANCE_S = 0.005
 class EncodeParams(BaseModel):
     """Encoder settings shared by every track of a run (so the album concat needs no re-encode).
 
-    crf / preset: None = chosen by resolution (see :func:`resolve_x264`). threads: x264
-    threads; fixed so that identical frames give identical bytes. keyint: maximum GOP in
-    frames (None = 2 s). audio_bitrate: AAC bitrate in kbit/s; audio_sample_rate in Hz.
+    crf / preset: None = chosen by resolution (see :func:`resolve_x264`). max_bitrate:
+    a ceiling in kbit/s on the video stream (x264 VBV), None = chosen by resolution, 0 =
+    none: film grain and sharpening otherwise drive constant-quality x264 to tens of Mbit/s.
+    threads: x264 threads; fixed so that identical frames give identical bytes. keyint:
+    maximum GOP in frames (None = 2 s). audio_bitrate: AAC bitrate in kbit/s;
+    audio_sample_rate in Hz.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -57,6 +60,7 @@ class EncodeParams(BaseModel):
     codec: Literal["h264"] = "h264"
     crf: int | None = Field(default=None, ge=0, le=51)
     preset: X264Preset | None = None
+    max_bitrate: int | None = Field(default=None, ge=0, le=500_000)
     pix_fmt: Literal["yuv420p"] = "yuv420p"
     keyint: int | None = Field(default=None, ge=1, le=1000)
     threads: int = Field(default=2, ge=1, le=64)
@@ -71,6 +75,17 @@ class X264Settings:
     crf: int
     preset: str
     keyint: int
+    max_bitrate: int  # kbit/s, 0 = no ceiling
+
+
+def default_max_bitrate(width: int, height: int, fps: float) -> int:
+    """A video bitrate ceiling in kbit/s: 10 Mbit/s at 1280×720 up to 30 fps (about twice
+    the common upload recommendation), growing with area to the power 0.75 (≈ 18 Mbit/s at
+    1080p, 52 at 2160p) and in proportion to frame rate above 30 fps. Clean frames stay
+    under it at their crf; grainy ones are capped instead of reaching 30+ Mbit/s."""
+    area_ratio = (width * height) / (1280 * 720)
+    rate = 10_000 * area_ratio**0.75 * max(1.0, fps / 30.0)
+    return int(min(120_000, max(2_000, round(rate, -2))))
 
 
 def resolve_x264(params: EncodeParams, width: int, height: int, fps: float) -> X264Settings:
@@ -90,6 +105,11 @@ def resolve_x264(params: EncodeParams, width: int, height: int, fps: float) -> X
         crf=params.crf if params.crf is not None else crf,
         preset=params.preset or preset,
         keyint=params.keyint or max(1, round(2 * fps)),
+        max_bitrate=(
+            params.max_bitrate
+            if params.max_bitrate is not None
+            else default_max_bitrate(width, height, fps)
+        ),
     )
 
 
@@ -141,6 +161,8 @@ def video_args(params: EncodeParams, width: int, height: int, fps: float) -> lis
     return [
         "-vf", "scale=out_color_matrix=bt709:out_range=tv",
         "-c:v", "libx264", "-preset", x.preset, "-crf", str(x.crf),
+        *(["-maxrate", f"{x.max_bitrate}k", "-bufsize", f"{2 * x.max_bitrate}k"]
+          if x.max_bitrate else []),
         "-pix_fmt", params.pix_fmt, "-g", str(x.keyint), "-threads", str(params.threads),
         *BT709,
     ]

@@ -65,6 +65,27 @@ def test_x264_settings_follow_resolution(size, crf, preset):
     assert (y.crf, y.preset, y.keyint) == (30, "slow", 12)
 
 
+@pytest.mark.parametrize(
+    ("size", "fps", "kbps"),
+    [((1280, 720), 24.0, 10_000), ((1920, 1080), 24.0, 18_400), ((1920, 1080), 60.0, 36_700),
+     ((160, 96), 24.0, 2_000)],
+)
+def test_bitrate_ceiling_follows_size_and_rate(size, fps, kbps):
+    assert resolve_x264(EncodeParams(), *size, fps).max_bitrate == kbps
+    assert resolve_x264(EncodeParams(max_bitrate=0), *size, fps).max_bitrate == 0
+    assert resolve_x264(EncodeParams(max_bitrate=777), *size, fps).max_bitrate == 777
+
+
+def test_bitrate_ceiling_caps_grainy_frames(tmp_path):
+    rng = np.random.default_rng(3)
+    grain = rng.integers(0, 256, (48, H, W, 3), dtype=np.uint8)  # incompressible noise
+    free = _encode(tmp_path / "free.mp4", grain, EncodeParams(max_bitrate=0))
+    capped = _encode(tmp_path / "capped.mp4", grain, EncodeParams(max_bitrate=300))
+    seconds = len(grain) / FPS
+    assert free.stat().st_size * 8 / seconds / 1000 > 1500  # noise costs a lot at crf 18
+    assert capped.stat().st_size * 8 / seconds / 1000 < 600  # the ceiling holds (+ headers)
+
+
 def test_encode_counts_frames_and_is_deterministic(tmp_path):
     f = _frames(17)
     a = _encode(tmp_path / "a.mp4", f)

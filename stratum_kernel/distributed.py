@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from stratum_kernel.errors import RenderError
+from stratum_kernel.paths import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -200,12 +201,6 @@ def detect_shared_storage(client: Any, work: Path) -> bool:
 # ------------------------------------------------------------------------ client side
 
 
-def _write_segment(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def render_tracks_distributed(ctx: Any, run_dir: Path, ids: Sequence[str], scheduler: Any, *,
                               model_sha: str, shared_storage: bool | None = None,
                               progress: bool = True,
@@ -259,7 +254,7 @@ def render_tracks_distributed(ctx: Any, run_dir: Path, ids: Sequence[str], sched
         audio = {t: _prepare_audio(r) for t, r in runs.items() if t not in infos}
         workers: dict[str, dict] = {}
         _collect(client, pending, runs, workers, progress, on_chunk, record_chunk,
-                 _write_segment, tqdm)
+                 write_bytes_atomic, tqdm)
         for tid in ids:
             if tid not in infos:
                 infos[tid] = finish_track(runs[tid], audio[tid])

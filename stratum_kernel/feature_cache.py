@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from stratum_kernel.features import (
     TrackFeatures,
     compute_features,
 )
-from stratum_kernel.paths import cache_dir
+from stratum_kernel.paths import cache_dir, write_text_atomic
 from stratum_kernel.timeline import FrameFeatures
 
 if TYPE_CHECKING:
@@ -88,16 +87,11 @@ def file_sha256(path: str | Path, *, memo_dir: str | Path | None = None) -> str:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, text)
     except OSError as err:  # a memo is an optimisation; failing to write it is not an error
         log.debug("could not write %s: %s", path, err)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 class FeatureCache:

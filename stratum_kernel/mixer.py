@@ -34,7 +34,6 @@ import io
 import json
 import logging
 import math
-import os
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stratum_kernel.errors import AudioError, ConfigError, format_validation_error
+from stratum_kernel.paths import write_bytes_atomic
 from stratum_kernel.timeline import STEM_NAMES, FrameFeatures
 
 log = logging.getLogger(__name__)
@@ -468,16 +468,11 @@ def encode_audio(y: np.ndarray, sr: int, fmt: str, subtype: str) -> tuple[bytes,
 def write_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through ``<name>.tmp-<pid>`` and ``os.replace``."""
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, data)
     except OSError as err:
         raise AudioError(f"{path}: could not write ({err.strerror})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

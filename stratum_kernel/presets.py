@@ -41,7 +41,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stratum_kernel.errors import ConfigError, format_validation_error
-from stratum_kernel.paths import project_root, safe_name
+from stratum_kernel.paths import project_root, safe_name, write_text_atomic
 from stratum_kernel.timeline import STEM_NAMES
 
 log = logging.getLogger(__name__)
@@ -521,11 +521,5 @@ def save_preset(
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     header = f"# stratum preset {preset.name!r}, saved by stratum_kernel.presets.save_preset\n"
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(header + preset.to_yaml(), encoding="utf-8")
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_text_atomic(target, header + preset.to_yaml())
     return target

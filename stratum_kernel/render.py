@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -40,7 +39,7 @@ import numpy as np
 from stratum_kernel.config import RenderConfig, validate_against_album
 from stratum_kernel.errors import RenderError
 from stratum_kernel.model_meta import sha256_file
-from stratum_kernel.paths import inside, safe_name
+from stratum_kernel.paths import inside, safe_name, write_text_atomic
 from stratum_kernel.postfx import PostFXParams, apply_postfx, history_frames
 from stratum_kernel.render_pipeline import (
     TrackRun,
@@ -347,9 +346,7 @@ class RunResult:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def config_fingerprint(config: RenderConfig, model_sha: str) -> str:

@@ -30,6 +30,7 @@ import numpy as np
 
 from stratum_kernel.errors import RenderError
 from stratum_kernel.model_meta import sha256_file
+from stratum_kernel.paths import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +177,7 @@ class TrackRun:
         return state
 
     def save_state(self) -> None:
-        tmp = self.state_path.with_name(f"state.json.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.state), encoding="utf-8")
-        os.replace(tmp, self.state_path)
+        write_text_atomic(self.state_path, json.dumps(self.state))
 
     def segment(self, chunk: int) -> Path:
         return self.work / f"seg_{chunk:05d}.mp4"

@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from stratum_kernel.paths import default_album_dir
+from stratum_kernel.paths import default_album_dir, write_text_atomic
 
 STEM_LABELS = {
     "bundled": "bundled",
@@ -196,12 +195,7 @@ def _write_json(path: str, summary: dict[str, Any]) -> None:
         return
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(target, text)
 
 
 def analyze(

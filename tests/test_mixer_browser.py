@@ -221,7 +221,10 @@ def test_live_graph_follows_state_and_seeks(page):
           const wait = (ms) => new Promise((r) => setTimeout(r, ms));
           const before = mixer.nodeGains();
           mixer.play(0);
+          // the audio clock starts late on a loaded machine: poll (20 ms steps, 3 s at
+          // most) rather than trusting one fixed sleep
           await wait(200);
+          for (let i = 0; i < 150 && mixer.position() <= 0.05; i++) await wait(20);
           const pos1 = mixer.position();
           mixer.setState({drums: {solo: true}});
           const targets = mixer.gains();

@@ -1,4 +1,5 @@
-"""GAN training on CPU (tiny 32² model), the discriminator, regularisers, EMA and SWD."""
+"""GAN training on CPU (a tiny model grown 16² → 32²): plan, augmentation, losses, EMA,
+checkpoints that travel, the discriminator and the metrics."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_torch_thread")]
 torch = pytest.importorskip("torch")
 pytest.importorskip("lightning")
 
-from training.gan_module import GANModule, colour_regularisers, saturation  # noqa: E402
+from training.augment import DiffAugmentParams, diff_augment  # noqa: E402
+from training.gan_module import GANModule, colour_regularisers, reals_at, saturation  # noqa: E402
+from training.losses import d_loss, g_loss, gradient_penalty  # noqa: E402
 from training.metrics import colour_stats, laplacian_pyramid, sliced_wasserstein  # noqa: E402
 from training.models import EMA, Discriminator  # noqa: E402
 from training.sampling import image_grid, slerp, smoothness  # noqa: E402
+from training.schedule import Plan, Stage, parse_stages  # noqa: E402
 from training.train_gan import init_from, split_indices, train  # noqa: E402
+from training.travel import load_checkpoint, pack, resume_path, unpack  # noqa: E402
 
 
 def _images(n=26, size=48, seed=0):
@@ -38,15 +43,20 @@ def _images(n=26, size=48, seed=0):
     return out
 
 
+PLAN = {"stages": [{"resolution": 16, "kimg": 0.008},
+                   {"resolution": 32, "kimg": 0.016, "fade_kimg": 0.008}],
+        "lr_warmup_kimg": 0.004, "ema_half_life_kimg": 0.01}
+
+
 def _config(out_dir, **kw):
     cfg = {
-        "resolution": 32,
-        "generator": {"channels": [16, 8]},
+        "plan": PLAN,
+        "generator": {"channels": [16, 8], "global_dim": 8},
         "d_channels": {32: 8, 16: 16, 8: 16},
         "batch_size": 4,
         "val_samples": 8,
         "val_grid": 4,
-        "r1_every": 2,
+        "reg_every": 2,
         "out_dir": str(out_dir),
         "seed": 3,
     }
@@ -60,62 +70,85 @@ def tiny_run(tmp_path_factory):
     images = _images()
     init = GANModule(_config(out))
     before = {k: v.clone() for k, v in init.state_dict().items()}
-    module = train(
-        _config(out),
-        images=images,
-        iterations=4,
-        epoch_iterations=2,
-        checkpoint_every=2,
-        progress=False,
-        log_every=1,
-    )
+    module = train(_config(out), images=images, epoch_iterations=2, checkpoint_every=2,
+                   progress=False, log_every=1)
     return out, images, before, module
 
 
-def test_tiny_run_trains_logs_and_validates(tiny_run):
+def test_tiny_run_grows_trains_logs_and_validates(tiny_run):
     out, _, before, module = tiny_run
-    assert int(module.iteration) == 4
+    assert int(module.images_seen) == 24 and int(module.iteration) == 6  # 24 images / 4
     after = module.state_dict()
     changed = lambda prefix: any(  # noqa: E731
         not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix)
     )
     assert changed("generator.") and changed("discriminator.") and changed("g_ema.")
+    assert changed("generator.film.")  # the image-wide path learns
     # the EMA is a blend: it differs from the live generator after updates
     assert any(
         not torch.equal(after[f"g_ema.{k}"], after[f"generator.{k}"])
         for k in module.generator.state_dict()
         if k.endswith("weight")
     )
-    lines = (out / "validation.jsonl").read_text().splitlines()
-    records = [json.loads(line) for line in lines]
-    assert [r["iteration"] for r in records] == [2, 4]
+    records = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records] == [2, 4, 6]
+    # the plan: 16² for 8 images, then 32² fading in over the next 8 (two iterations);
+    # validation measures the highest stage fully faded in
+    assert [r["stage_resolution"] for r in records] == [32, 32, 32]
+    assert [r["alpha"] for r in records] == [0.0, 1.0, 1.0]
+    assert [r["resolution"] for r in records] == [16, 32, 32]
+    assert records[-1]["kimg"] == 0.024
     for r in records:
         assert np.isfinite(r["val_swd"]) and r["val_swd"] > 0
         assert 0 <= r["val_saturation"] <= 1 and r["val_interp_smoothness"] >= 1
-    assert (out / "samples" / "grid-000004.png").is_file()
-    assert (out / "samples" / "interp-000004.png").is_file()
+    assert (out / "samples" / "grid-000006.png").is_file()
     metrics = (out / "csv" / "metrics.csv").read_text()
-    assert "loss_d" in metrics and "r1" in metrics and "val_swd" in metrics
-    assert json.loads((out / "config.json").read_text())["resolution"] == 32
+    assert all(k in metrics for k in ("loss_d", "r1", "r2", "val_swd", "kimg", "alpha"))
+    assert json.loads((out / "config.json").read_text())["plan"]["stages"][1]["resolution"] == 32
+    assert module.native_resolution() == 32
 
 
-def test_resume_continues_the_same_run(tiny_run):
+def test_resume_continues_by_images_even_with_another_batch_size(tiny_run, tmp_path):
     out, images, _, first = tiny_run
-    last = out / "checkpoints" / "last.ckpt"
-    assert last.is_file()
-    module = train(
-        _config(out),
-        images=images,
-        iterations=6,
-        epoch_iterations=2,
-        checkpoint_every=2,
-        resume=str(last),
-        progress=False,
-    )
-    assert int(module.iteration) == 6
-    ckpt = torch.load(str(last), map_location="cpu", weights_only=False)
-    assert ckpt["global_step"] == 12  # two optimiser steps per iteration
+    longer = {**PLAN, "stages": [*PLAN["stages"][:1],
+                                 {**PLAN["stages"][1], "kimg": 0.032}]}
+    module = train(_config(out, plan=longer, batch_size=8), images=images,
+                   epoch_iterations=2, checkpoint_every=2,
+                   resume=str(out / "checkpoints" / "last.ckpt"), progress=False)
+    assert int(module.images_seen) == 40  # 24 before, then two batches of 8
+    assert int(module.iteration) == 8
+    ckpt = torch.load(str(out / "checkpoints" / "last.ckpt"), map_location="cpu",
+                      weights_only=False)
     assert ckpt["hyper_parameters"]["generator"] == first.generator.config
+
+
+def test_travel_checkpoint_is_small_and_resumes(tiny_run, tmp_path):
+    out, images, _, _ = tiny_run
+    travel = out / "travel.ckpt"
+    full = torch.load(str(out / "checkpoints" / "last.ckpt"), map_location="cpu",
+                      weights_only=False)
+    packed = pack(full)
+    assert packed["state_dict"]["generator.stem.weight"].dtype == torch.float16
+    assert packed["state_dict"]["g_ema.stem.weight"].dtype == torch.float32  # the product
+    opt = packed["optimizer_states"][0]["state"]
+    assert all("exp_avg" not in st and st["exp_avg_sq"].dtype == torch.bfloat16
+               for st in opt.values())  # beta1 = 0: the first moment carries nothing
+    back = unpack(packed)
+    assert torch.equal(back["state_dict"]["g_ema.stem.weight"],
+                       full["state_dict"]["g_ema.stem.weight"])
+    w = full["state_dict"]["generator.stem.weight"]
+    assert torch.allclose(back["state_dict"]["generator.stem.weight"], w, rtol=1e-3, atol=1e-4)
+    assert travel.is_file() and travel.stat().st_size < 0.7 * (
+        out / "checkpoints" / "last.ckpt").stat().st_size
+    seen = int(load_checkpoint(travel)["state_dict"]["images_seen"])
+    assert seen >= 24
+    ckpt_path = resume_path(str(travel), tmp_path)
+    assert ckpt_path.endswith("resumed-from-travel.ckpt")
+    module = train(_config(tmp_path), images=images, epoch_iterations=2, checkpoint_every=2,
+                   resume=str(travel), progress=False)
+    assert int(module.images_seen) == seen  # the plan was already done: nothing more to do
+    assert torch.equal(module.g_ema.stem.weight,
+                       load_checkpoint(travel)["state_dict"]["g_ema.stem.weight"])
 
 
 def test_init_from_copies_matching_tensors(tiny_run, tmp_path):
@@ -123,8 +156,8 @@ def test_init_from_copies_matching_tensors(tiny_run, tmp_path):
     bigger = GANModule(
         _config(
             tmp_path,
-            resolution=64,
-            generator={"channels": [16, 8, 8]},
+            plan={"stages": [{"resolution": 64, "kimg": 1}]},
+            generator={"channels": [16, 8, 8], "global_dim": 8},
             d_channels={64: 4, 32: 8, 16: 16, 8: 16},
         )
     )
@@ -133,9 +166,10 @@ def test_init_from_copies_matching_tensors(tiny_run, tmp_path):
     assert "generator.stem.weight" in info["loaded"]
     saved = torch.load(str(last), map_location="cpu", weights_only=False)["state_dict"]
     assert torch.equal(bigger.generator.stem.weight, saved["generator.stem.weight"])
-    assert "iteration" in info["skipped"]
+    assert "iteration" in info["skipped"] and "images_seen" in info["skipped"]
     assert "discriminator.from_rgb.32.weight" in info["loaded"]  # lower D blocks carry over
     assert bigger.levels == 3 and bigger.generator.output_size == 64
+    assert int(bigger.images_seen) == 0
 
 
 def test_colour_regularisers():
@@ -157,23 +191,111 @@ def test_discriminator_takes_each_stage(res):
     assert disc(torch.randn(4, 3, res, res)).shape == (4,)
 
 
+def test_discriminator_fades_a_new_input_layer_in():
+    torch.manual_seed(0)
+    disc = Discriminator(max_resolution=64, channels={64: 4, 32: 8, 16: 8, 8: 8}).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        # alpha 0: the 64² input layer is ignored; the image is judged at 32² by its pool
+        judged_low = disc(x, alpha=0.0)
+        h = disc.from_rgb["32"](torch.nn.functional.avg_pool2d(x, 2))
+        for r in (32, 16):
+            h = disc.blocks[str(r)](h)
+        h = torch.nn.functional.leaky_relu(disc.head_conv(disc._mbstd(h)), 0.2)
+        expected = disc.head_fc(h.mean(dim=(2, 3))).squeeze(1)
+        assert torch.allclose(judged_low, expected, atol=1e-5)
+        assert not torch.allclose(disc(x, alpha=1.0), judged_low)
+
+
 def test_discriminator_refuses_other_sizes():
     disc = Discriminator(max_resolution=32, channels={32: 4, 16: 4, 8: 4})
     with pytest.raises(ValueError, match="square images"):
         disc(torch.randn(2, 3, 24, 24))
 
 
-def test_ema_ramp_and_update():
-    ema = EMA(0.999)
-    assert ema.effective_decay(0) == pytest.approx(0.1)
-    assert ema.effective_decay(10**6) == 0.999
+def test_ema_update_with_a_given_decay():
     net = torch.nn.Linear(2, 2)
     copy = EMA.make_copy(net)
     with torch.no_grad():
         net.weight.add_(1.0)
-    ema.update(copy, net, updates=0)  # decay 0.1: 90 % of the way to the new weights
+    EMA.update(copy, net, 0.1)  # decay 0.1: 90 % of the way to the new weights
     assert torch.allclose(copy.weight, net.weight - 0.1, atol=1e-6)
     assert not any(p.requires_grad for p in copy.parameters())
+
+
+def test_plan_stages_fade_and_schedules():
+    plan = Plan(stages=parse_stages("32:10,64:20:5,128:30:10:0.3"), lr_warmup_kimg=1,
+                lr_min_ratio=0.1, ema_half_life_kimg=10, ema_rampup=0.05)
+    assert plan.total_kimg == 60 and plan.max_resolution == 128
+    assert plan.state(0).resolution == 32 and plan.state(9.99).resolution == 32
+    st = plan.state(12.5)
+    assert st.resolution == 64 and st.alpha == pytest.approx(0.5) and st.index == 1
+    assert plan.state(16).alpha == 1.0
+    assert plan.state(35).resolution == 128 and plan.state(35).stage.r1_gamma == 0.3
+    assert plan.state(1000).resolution == 128 and plan.state(1000).progress == 1.0
+    assert plan.lr_scale(0.5) == pytest.approx(0.5)  # warm-up
+    assert plan.lr_scale(30) == pytest.approx(0.1 + 0.9 * 0.5)  # cosine at half way
+    assert plan.lr_scale(60) == pytest.approx(0.1)
+    # the EMA half-life is counted in images: batch 16 twice equals batch 32 once
+    d16, d32 = plan.ema_decay(100, 16), plan.ema_decay(100, 32)
+    assert d16 * d16 == pytest.approx(d32)
+    assert plan.ema_decay(1, 16) < plan.ema_decay(100, 16)  # ramped up early on
+    with pytest.raises(ValueError, match="power of two"):
+        Stage(resolution=48, kimg=1)
+    with pytest.raises(ValueError, match="shrink"):
+        Plan(stages=parse_stages("64:1,32:1"))
+    with pytest.raises(ValueError, match="resolution:kimg"):
+        parse_stages("64")
+
+
+def test_reals_fade_like_the_generator():
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert torch.equal(reals_at(x, 16, 1.0), x)
+    assert reals_at(x, 8, 1.0).shape == (2, 3, 8, 8)
+    low = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(x, 2),
+                                          scale_factor=2.0, mode="bilinear")
+    assert torch.allclose(reals_at(x, 16, 0.0), low)
+
+
+def test_diff_augment_is_seeded_differentiable_and_the_same_for_every_input():
+    x = torch.rand(4, 3, 16, 16, requires_grad=True)
+    params = DiffAugmentParams()
+    a = diff_augment(x, params, torch.Generator().manual_seed(1))
+    b = diff_augment(x, params, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and not torch.equal(a, x)
+    a.sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    assert diff_augment(x, None) is x and diff_augment(x, DiffAugmentParams(p=0.0)) is x
+    # translation moves pixels by whole steps and fills with zeros (mid-grey)
+    shift = DiffAugmentParams(policy=("translation",), translation=0.25)
+    img = torch.arange(16.0).reshape(1, 1, 4, 4).repeat(1, 3, 1, 1)
+    out = diff_augment(img, shift, torch.Generator().manual_seed(0))
+    kept = out[out != 0]
+    assert set(kept.tolist()) <= set(img.flatten().tolist())
+    # cutout sets one square to mid-grey (0 in tanh units)
+    hole = DiffAugmentParams(policy=("cutout",), cutout=0.5)
+    ones = torch.ones(2, 3, 8, 8)
+    cut = diff_augment(ones, hole, torch.Generator().manual_seed(0))
+    assert ((cut == 0).sum(dim=(1, 2, 3)) == 3 * 16).all()
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        DiffAugmentParams(policy=("blur",))
+
+
+def test_losses_and_penalties():
+    real, fake = torch.tensor([2.0, 0.0]), torch.tensor([-1.0, 0.0])
+    sp = torch.nn.functional.softplus
+    assert float(d_loss("rpgan", real, fake)) == pytest.approx(float(sp(fake - real).mean()))
+    assert float(g_loss("rpgan", real, fake)) == pytest.approx(float(sp(real - fake).mean()))
+    assert float(d_loss("logistic", real, fake)) == pytest.approx(
+        float(sp(fake).mean() + sp(-real).mean()))
+    assert float(g_loss("logistic", None, fake)) == pytest.approx(float(sp(-fake).mean()))
+    with pytest.raises(ValueError, match="needs the logits"):
+        g_loss("rpgan", None, fake)
+    with pytest.raises(ValueError, match="unknown loss"):
+        d_loss("hinge", real, fake)
+    x = torch.randn(3, 3, 4, 4, requires_grad=True)
+    logits = (x * 2.0).sum(dim=(1, 2, 3))  # gradient 2 everywhere: |g|² = 4 · 48
+    assert float(gradient_penalty(logits, x)) == pytest.approx(4.0 * 48)
 
 
 def test_swd_same_set_zero_and_different_sets_positive():
@@ -248,13 +370,12 @@ def test_notebook_runs_under_papermill(tmp_path):
     params = {
         "DATA_DIR": str(tmp_path / "set"),
         "COUNT": 14,
-        "RESOLUTION": 32,
+        "PLAN": "16:0.008,32:0.008:0.004",
         "BATCH_SIZE": 4,
-        "ITERATIONS": 2,
         "EPOCH_ITERATIONS": 2,
         "RUN_DIR": str(tmp_path / "run"),
         "EXPORT_DIR": str(tmp_path / "model"),
-        "GENERATOR": {"channels": [16, 8]},
+        "GENERATOR": {"channels": [16, 8], "global_dim": 8},
         "ANCHOR_SAMPLES": 12,
         "AXES": 2,
     }

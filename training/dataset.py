@@ -7,9 +7,9 @@ file, bucket, seed, size, sha256, source, score, kept). Procedural images
 Only the manifest (and the small ``data/sample``) is committed; the PNGs are regenerated
 by one command.
 
-Training reads a set once into uint8 [N, S, S, 3] at the training size (cached as .npy in
-``training/outputs/cache``) and augments on the fly, seeded per (seed, epoch, index):
-random crop/resize, colour jitter, mild blur or JPEG, small cutout.
+Training reads a set once into uint8 [N, S, S, 3] at twice the training size (cached as .npy
+in ``training/outputs/cache``) and takes a random crop and flips on the fly, seeded per
+(seed, epoch, index).
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ import csv
 import hashlib
 import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
+
+from stratum_kernel.paths import atomic_path, write_bytes_atomic
 
 MANIFEST_FIELDS = ["file", "bucket", "seed", "width", "height", "sha256", "source", "score", "kept"]
 
@@ -65,12 +66,6 @@ class ImageRecord:
         }
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_image(
     set_dir: str | Path,
     stem: str,
@@ -90,9 +85,9 @@ def write_image(
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG", optimize=False, compress_level=6)
     png = buf.getvalue()
-    _atomic_bytes(folder / f"{stem}.png", png)
+    write_bytes_atomic(folder / f"{stem}.png", png)
     sidecar = {"bucket": bucket, "seed": int(seed), "source": source, "params": params}
-    _atomic_bytes(folder / f"{stem}.json", (json.dumps(sidecar, indent=1) + "\n").encode())
+    write_bytes_atomic(folder / f"{stem}.json", (json.dumps(sidecar, indent=1) + "\n").encode())
     return ImageRecord(
         file=f"images/{stem}.png",
         bucket=bucket,
@@ -113,7 +108,7 @@ def write_manifest(set_dir: str | Path, records: list[ImageRecord]) -> Path:
     for rec in sorted(records, key=lambda r: r.file):
         writer.writerow(rec.row())
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_bytes(path, buf.getvalue().encode())
+    write_bytes_atomic(path, buf.getvalue().encode())
     return path
 
 
@@ -174,9 +169,8 @@ def load_images(set_dir: str | Path, size: int, *, cache: str | Path | None = No
         out[i] = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
     if cache_path is not None:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_name(f"{cache_path.stem}.tmp-{os.getpid()}.npy")
-        np.save(tmp, out)
-        os.replace(tmp, cache_path)
+        with atomic_path(cache_path) as tmp, open(tmp, "wb") as f:
+            np.save(f, out)
     return out
 
 
@@ -185,43 +179,24 @@ def load_images(set_dir: str | Path, size: int, *, cache: str | Path | None = No
 
 
 class AugmentParams(BaseModel):
-    """Dataloader-time augmentation; probabilities per image, magnitudes as ranges."""
+    """Load-time augmentation of the real images: a random crop and flips.
+
+    Only transformations that leave an image as plausible as the originals happen here;
+    colour, translation and cutout are differentiable and applied to real and generated
+    images alike in the training step (:mod:`training.augment`), so the generator never
+    learns to reproduce an augmentation.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    crop_scale: tuple[float, float] = (0.55, 1.0)  # side of the crop / side of the image
+    crop_scale: tuple[float, float] = (0.7, 1.0)  # side of the crop / side of the image
     flip: bool = True
-    brightness: float = Field(default=0.08, ge=0)  # ± added in [0, 1] units
-    contrast: float = Field(default=0.15, ge=0)  # ± relative
-    saturation: float = Field(default=0.2, ge=0)  # ± relative
-    hue: float = Field(default=0.04, ge=0)  # ± turn of the hue wheel
-    blur_p: float = Field(default=0.15, ge=0, le=1)
-    jpeg_p: float = Field(default=0.15, ge=0, le=1)
-    cutout_p: float = Field(default=0.1, ge=0, le=1)
-    cutout_size: float = Field(default=0.15, gt=0, le=0.5)  # side / image side
-
-
-def _rotate_hue(img: np.ndarray, turn: float) -> np.ndarray:
-    """Rotate hue by ``turn`` (fraction of 360°) about the grey axis (float [H,W,3])."""
-    ang = 2 * np.pi * turn
-    c, s = np.cos(ang), np.sin(ang)
-    k = 1.0 / 3.0
-    sq = np.sqrt(k)
-    m = np.array(
-        [
-            [c + (1 - c) * k, k * (1 - c) - sq * s, k * (1 - c) + sq * s],
-            [k * (1 - c) + sq * s, c + k * (1 - c), k * (1 - c) - sq * s],
-            [k * (1 - c) - sq * s, k * (1 - c) + sq * s, c + k * (1 - c)],
-        ],
-        np.float32,
-    )
-    return img @ m.T
 
 
 def augment(
     image: np.ndarray, rng: np.random.Generator, size: int, params: AugmentParams
 ) -> np.ndarray:
-    """uint8 [H, W, 3] → augmented uint8 [size, size, 3]."""
+    """uint8 [H, W, 3] → a random crop, resized and flipped: uint8 [size, size, 3]."""
     cv2 = _cv2()
     h, w = image.shape[:2]
     side = round(min(h, w) * rng.uniform(*params.crop_scale))
@@ -235,27 +210,6 @@ def augment(
         img = img[:, ::-1]
     if params.flip and rng.random() < 0.5:
         img = img[::-1]
-    x = img.astype(np.float32) / 255.0
-    if params.hue > 0:
-        x = _rotate_hue(x, rng.uniform(-params.hue, params.hue))
-    grey = x.mean(axis=-1, keepdims=True)
-    x = grey + (x - grey) * (1 + rng.uniform(-params.saturation, params.saturation))
-    mean = x.mean()
-    x = mean + (x - mean) * (1 + rng.uniform(-params.contrast, params.contrast))
-    x = x + rng.uniform(-params.brightness, params.brightness)
-    img = (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
-    if rng.random() < params.blur_p:
-        img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 1.0)))
-    if rng.random() < params.jpeg_p:
-        quality = int(rng.integers(60, 95))
-        ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if ok:
-            img = cv2.imdecode(enc, cv2.IMREAD_UNCHANGED)
-    if rng.random() < params.cutout_p:
-        cs = max(1, int(size * params.cutout_size))
-        cy, cx = (int(v) for v in rng.integers(0, size - cs + 1, 2))
-        img = img.copy()
-        img[cy : cy + cs, cx : cx + cs] = img.reshape(-1, 3).mean(0).astype(np.uint8)
     return np.ascontiguousarray(img)
 
 

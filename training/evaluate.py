@@ -1,17 +1,23 @@
-"""Evaluate an exported generator against the held-out real set; write README figures.
+"""Evaluate a generator against the held-out real set; write the README figures.
 
-    python training/evaluate.py --model models --set abstract-v1 --figures training/figures
+    python -m training.evaluate --model models --set abstract-v2 --figures training/figures
+    python -m training.evaluate --checkpoint training/outputs/run/travel.ckpt --size 64
 
-Reports (JSON to stdout and ``<figures>/evaluation.json``), all at the generator's output
-size on the held-out images (every 12th image of the set, never trained on):
+Everything is compared at ``--size`` (default 256²) on held-out images (every 12th image of
+the set, never trained on). A generator decodes at its *native* size (the highest trained
+stage); its frames are enlarged to the comparison size with bicubic interpolation, as the
+renderer's post-FX does. Beside it, with the same metric:
 
-- SWD ×1e3 (Laplacian-pyramid patches) of the trained model vs held-out reals,
-- the same for the untrained network (same architecture, seeded random init),
-- real-vs-real: training images vs held-out images (the floor the metric can reach),
-- colour statistics of each, interpolation smoothness, ONNX Runtime frames/s at batch 1.
+- **untrained**: the same architecture freshly initialised (what training bought);
+- **real vs real**: training images vs held-out images (the metric's floor);
+- **ceiling**: training images shrunk to the native size and enlarged again, vs held-out —
+  what a perfect model of that native size can reach at best.
 
-Figures: ``samples.png`` (a 4×4 grid of seeded samples), ``interpolation.png`` (three
-slerp sweeps of 8 frames), downscaled to keep the repository small.
+SWD ×1e3 on Laplacian-pyramid patches is reported per level and as a mean, and each mean
+as a ratio to real-vs-real; colour statistics (saturation, chroma, colourfulness, contrast,
+sharpness) beside the real set's; interpolation smoothness; ONNX Runtime frames/s at batch 1.
+Figures: ``samples.png`` (seeded samples), ``interpolation.png`` (slerp sweeps),
+``buckets.png`` (real images of each bucket beside their nearest samples).
 """
 
 from __future__ import annotations
@@ -19,17 +25,34 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import numpy as np
 
 from stratum_kernel.paths import project_root
+
+
+def _cv2():
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cv2
+
+
+def resize_all(images: np.ndarray, size: int, *, up: str = "cubic") -> np.ndarray:
+    """uint8 [N, H, W, 3] → [N, size, size, 3]: area when shrinking, bicubic when enlarging."""
+    cv2 = _cv2()
+    if images.shape[1] == size:
+        return images
+    interp = cv2.INTER_AREA if images.shape[1] > size else {"cubic": cv2.INTER_CUBIC}[up]
+    return np.stack([cv2.resize(im, (size, size), interpolation=interp) for im in images])
+
+
+def through(images: np.ndarray, native: int) -> np.ndarray:
+    """Images passed through ``native``² and back to their own size (the ceiling)."""
+    return resize_all(resize_all(images, native), images.shape[1])
 
 
 def ort_fps(onnx_path: str | Path, *, threads: int, repeats: int = 30, rounds: int = 5) -> dict:
@@ -58,47 +81,64 @@ def ort_fps(onnx_path: str | Path, *, threads: int, repeats: int = 30, rounds: i
     }
 
 
+def _ratio(swd: dict[str, float], floor: dict[str, float]) -> float:
+    return round(swd["mean"] / max(floor["mean"], 1e-9), 3)
+
+
 def evaluate(
     gen,
     *,
+    levels: int,
     held_out: np.ndarray,
     train_images: np.ndarray,
-    samples: int = 96,
+    samples: int = 256,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """SWD and colour statistics of ``gen`` and an untrained twin vs ``held_out`` (uint8)."""
+    """SWD and statistics of ``gen`` at ``levels`` (its native size), enlarged to the size of
+    ``held_out`` (uint8 [N, S, S, 3]), beside an untrained twin, real-vs-real and the
+    native-size ceiling."""
     import torch
 
-    from stratum_kernel.torch_generator import Generator
+    from stratum_kernel.torch_generator import generator_from_config
     from training.metrics import colour_stats, sliced_wasserstein, summarize_stats
     from training.sampling import fixed_latents, generate, interpolation_sweeps, smoothness
 
-    n = min(samples, len(held_out))
-    real = held_out[:n]
-    z = fixed_latents(n, seed + 7)
-    fake = generate(gen, z)
+    size = int(held_out.shape[1])
+    native = gen.resolution(levels)
+    n = min(samples, len(held_out), len(train_images))
+    real, other = held_out[:n], train_images[:n]
+    z = fixed_latents(n, seed + 7, (gen.latent_channels, gen.latent_size, gen.latent_size))
+    fake = resize_all(generate(gen, z, levels=levels), size)
     torch.manual_seed(0)
-    untrained = Generator(**gen.config).eval()
-    fake0 = generate(untrained, z)
-    other = train_images[:n]
-    _, frames = interpolation_sweeps(gen, rows=3, steps=8)
+    untrained = generator_from_config(gen.config).eval()
+    fake0 = resize_all(generate(untrained, z, levels=levels), size)
+    ceiling = through(other, native)
+    _, frames = interpolation_sweeps(gen, rows=3, steps=8, levels=levels)
+    swd = {
+        "trained": sliced_wasserstein(real, fake, seed=seed),
+        "untrained": sliced_wasserstein(real, fake0, seed=seed),
+        "real_vs_real": sliced_wasserstein(real, other, seed=seed),
+        "ceiling": sliced_wasserstein(real, ceiling, seed=seed),
+    }
+    floor = swd["real_vs_real"]
     return {
         "held_out_images": n,
-        "resolution": int(real.shape[1]),
-        "swd_trained": sliced_wasserstein(real, fake, seed=seed),
-        "swd_untrained": sliced_wasserstein(real, fake0, seed=seed),
-        "swd_real_vs_real": sliced_wasserstein(real, other, seed=seed),
-        "stats_trained": summarize_stats(colour_stats(fake)),
-        "stats_untrained": summarize_stats(colour_stats(fake0)),
-        "stats_real": summarize_stats(colour_stats(real)),
+        "resolution": size,
+        "native_resolution": native,
+        "swd": swd,
+        "swd_ratio": {k: _ratio(v, floor) for k, v in swd.items()},
+        "stats": {
+            "trained": summarize_stats(colour_stats(fake)),
+            "untrained": summarize_stats(colour_stats(fake0)),
+            "real": summarize_stats(colour_stats(real)),
+            "ceiling": summarize_stats(colour_stats(ceiling)),
+        },
         "interpolation_smoothness": smoothness(frames, 8),
     }
 
 
-def write_figures(gen, out_dir: str | Path, *, thumb: int = 128) -> list[Path]:
-    """samples.png (4×4) and interpolation.png (3×8), thumbnails of ``thumb`` px."""
-    import cv2
-
+def write_figures(gen, out_dir: str | Path, *, levels: int, thumb: int = 128) -> list[Path]:
+    """samples.png (4×6), interpolation.png (3×8): thumbnails of ``thumb`` px."""
     from training.sampling import (
         fixed_latents,
         generate,
@@ -108,55 +148,75 @@ def write_figures(gen, out_dir: str | Path, *, thumb: int = 128) -> list[Path]:
     )
 
     out_dir = Path(out_dir)
-
-    def shrink(images: np.ndarray) -> np.ndarray:
-        return np.stack(
-            [cv2.resize(im, (thumb, thumb), interpolation=cv2.INTER_AREA) for im in images]
-        )
-
-    samples = generate(gen, fixed_latents(16, 11))
-    _, frames = interpolation_sweeps(gen, rows=3, steps=8)
+    shape = (gen.latent_channels, gen.latent_size, gen.latent_size)
+    samples = resize_all(generate(gen, fixed_latents(24, 11, shape), levels=levels), thumb)
+    _, frames = interpolation_sweeps(gen, rows=3, steps=8, levels=levels)
     return [
-        save_png(out_dir / "samples.png", image_grid(shrink(samples), 4)),
-        save_png(out_dir / "interpolation.png", image_grid(shrink(frames), 8)),
+        save_png(out_dir / "samples.png", image_grid(samples, 6)),
+        save_png(out_dir / "interpolation.png", image_grid(resize_all(frames, thumb), 8)),
     ]
+
+
+def load_generator(*, model: str | None = None, checkpoint: str | None = None):
+    """(EMA generator, native levels, where it came from) from an exported model folder or a
+    (travel) checkpoint."""
+    from stratum_kernel.model_meta import load_model
+    from stratum_kernel.torch_generator import load_generator_safetensors
+
+    root = project_root()
+    if checkpoint:
+        from training.export_onnx import generator_from_checkpoint
+
+        gen, info = generator_from_checkpoint(checkpoint)
+        return gen, gen.levels_for(info["native_resolution"]), str(checkpoint)
+    path = Path(model or "models")
+    loaded = load_model(path if path.is_absolute() else root / path)
+    if loaded.meta.weights is None:
+        raise SystemExit(f"{loaded.directory}: meta.json names no safetensors weights")
+    gen = load_generator_safetensors(str(loaded.directory / loaded.meta.weights.file))
+    return gen, gen.levels_for(loaded.image_size[0]), str(loaded.onnx_path)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="models", help="folder with meta.json + weights")
-    parser.add_argument("--set", default="abstract-v1")
-    parser.add_argument("--figures", default="training/figures")
-    parser.add_argument("--samples", type=int, default=96)
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--model", default=None, help="folder with meta.json + weights (models)")
+    src.add_argument("--checkpoint", help="a training (or travel) checkpoint instead")
+    parser.add_argument("--set", default="abstract-v2")
+    parser.add_argument("--size", type=int, default=256, help="comparison size in pixels")
+    parser.add_argument("--figures", help="write figures + evaluation.json here")
+    parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--no-fps", action="store_true")
     args = parser.parse_args(argv)
 
     import torch
 
-    from stratum_kernel.model_meta import load_model
-    from stratum_kernel.torch_generator import load_generator_safetensors
     from training.dataset import load_images
     from training.train_gan import split_indices
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(2)
     root = project_root()
-    model = load_model(root / args.model if not Path(args.model).is_absolute() else args.model)
-    if model.meta.weights is None:
-        raise SystemExit(f"{model.directory}: meta.json names no safetensors weights")
-    gen = load_generator_safetensors(str(model.directory / model.meta.weights.file))
-    size = gen.output_size
+    gen, levels, source = load_generator(model=args.model, checkpoint=args.checkpoint)
     images = load_images(
-        root / "data" / args.set, size, cache=root / "training" / "outputs" / "cache"
+        root / "data" / args.set, args.size, cache=root / "training" / "outputs" / "cache"
     )
     train_idx, held_idx = split_indices(len(images))
-    report = evaluate(
-        gen, held_out=images[held_idx], train_images=images[train_idx], samples=args.samples
+    report: dict[str, Any] = {"source": source, "set": args.set}
+    report.update(
+        evaluate(
+            gen,
+            levels=levels,
+            held_out=images[held_idx],
+            train_images=images[train_idx],
+            samples=args.samples,
+        )
     )
-    if not args.no_fps:
-        report["ort_fps"] = [ort_fps(model.onnx_path, threads=t) for t in (1, 2)]
-    figures = write_figures(gen, root / args.figures)
-    report["figures"] = [str(p.relative_to(root)) for p in figures]
-    (root / args.figures / "evaluation.json").write_text(json.dumps(report, indent=1) + "\n")
+    if not args.no_fps and not args.checkpoint:
+        report["ort_fps"] = [ort_fps(source, threads=t) for t in (1, 2)]
+    if args.figures:
+        figures = write_figures(gen, root / args.figures, levels=levels)
+        report["figures"] = [str(p.relative_to(root)) for p in figures]
+        (root / args.figures / "evaluation.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
     return 0
 

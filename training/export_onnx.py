@@ -2,15 +2,17 @@
 
 The ONNX file is FP32, opset 18, one self-contained file (weights inside, no
 ``.onnx.data``), with a static spatial shape and a dynamic batch axis; the input is ``z``
-float32 [B, 8, 16, 16] and the output ``image`` float32 [B, 3, 256, 256] in [-1, 1].
+float32 [B, 8, 16, 16] and the output ``image`` float32 [B, 3, N, N] in [-1, 1], N the
+native size: the highest stage the checkpoint trained (``--size`` picks a lower head, e.g.
+128² for CPU drafts of a 256² model).
 ``meta.json`` follows :mod:`stratum_kernel.model_meta` (sha256 of both files, named
 anchors, image-change-ordered axes) and is validated by ``load_model`` before the export
 counts as done. Every file is written under a temporary name and renamed.
 
 Usage::
 
-    python training/export_onnx.py --checkpoint training/outputs/run/last.ckpt --out models
-    python training/export_onnx.py --untrained --seed 0 --out models   # random-init model
+    python -m training.export_onnx --checkpoint training/outputs/run/last.ckpt --out models
+    python -m training.export_onnx --untrained --seed 0 --out models   # random-init model
 """
 
 from __future__ import annotations
@@ -18,63 +20,65 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
-
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 import torch
 
 from stratum_kernel import __version__
-from stratum_kernel.model_meta import META_FORMAT, load_model, sha256_file
+from stratum_kernel.digests import file_sha256
+from stratum_kernel.model_meta import META_FORMAT, load_model
+from stratum_kernel.paths import atomic_path, write_text_atomic
 from stratum_kernel.torch_generator import Generator, count_parameters, generator_from_config
 
 OPSET = 18
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
+class _Head(torch.nn.Module):
+    """The generator stopped after ``levels`` stages: what one ONNX file decodes."""
+
+    def __init__(self, gen: Generator, levels: int):
+        super().__init__()
+        self.gen, self.levels = gen, int(levels)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.gen(z, self.levels)
 
 
-def export_onnx(gen: Generator, path: str | Path, *, opset: int = OPSET) -> Path:
-    """Write ``gen`` (eval mode, CPU, fp32) as one self-contained ONNX file at ``path``."""
+def export_onnx(
+    gen: Generator, path: str | Path, *, levels: int | None = None, opset: int = OPSET
+) -> Path:
+    """Write ``gen`` (eval mode, CPU, fp32) stopped after ``levels`` stages (default: all)
+    as one self-contained ONNX file at ``path``."""
     import onnx
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     gen = gen.to("cpu", torch.float32).eval()
+    head = _Head(gen, gen.levels if levels is None else levels)
     z = torch.zeros(1, gen.latent_channels, gen.latent_size, gen.latent_size)
-    tmp = _tmp(path)
-    try:
-        with warnings.catch_warnings():
-            # The TorchScript exporter is deprecated in favour of dynamo, which needs
-            # onnxscript and writes external data; this one writes a single file.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                gen,
-                (z,),
-                str(tmp),
-                input_names=["z"],
-                output_names=["image"],
-                opset_version=opset,
-                dynamic_axes={"z": {0: "batch"}, "image": {0: "batch"}},
-                do_constant_folding=True,
-                dynamo=False,
-            )
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of dynamo, which needs
+        # onnxscript and writes external data; this one writes a single file.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            head,
+            (z,),
+            str(tmp),
+            input_names=["z"],
+            output_names=["image"],
+            opset_version=opset,
+            dynamic_axes={"z": {0: "batch"}, "image": {0: "batch"}},
+            do_constant_folding=True,
+            dynamo=False,
+        )
         model = onnx.load(str(tmp), load_external_data=False)
         external = [t.name for t in model.graph.initializer if t.data_location == 1]
         if external or any(p.name.startswith(tmp.name) for p in tmp.parent.iterdir() if p != tmp):
             raise RuntimeError(f"ONNX export wrote external data for {external}; expected one file")
         onnx.checker.check_model(model)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -83,13 +87,12 @@ def save_safetensors(gen: Generator, path: str | Path, extra: dict[str, Any] | N
     from safetensors.torch import save_file
 
     path = Path(path)
-    tmp = _tmp(path)
     meta = {"generator_config": json.dumps(gen.config), "stratum_version": __version__}
     for k, v in (extra or {}).items():
         meta[k] = json.dumps(v)
     state = {k: v.detach().to("cpu").contiguous() for k, v in gen.state_dict().items()}
-    save_file(state, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     return path
 
 
@@ -105,9 +108,12 @@ def build_meta(
     version: str,
     checkpoint: str | None,
     training: dict[str, Any],
+    levels: int | None = None,
 ) -> dict[str, Any]:
-    """The meta.json document (see :class:`stratum_kernel.model_meta.ModelMeta`)."""
-    size = gen.output_size
+    """The meta.json document (see :class:`stratum_kernel.model_meta.ModelMeta`); the
+    output shape is the native size, ``gen`` stopped after ``levels`` stages."""
+    levels = gen.levels if levels is None else int(levels)
+    size = gen.resolution(levels)
     meta: dict[str, Any] = {
         "format": META_FORMAT,
         "name": name,
@@ -117,7 +123,7 @@ def build_meta(
         "output_range": [-1.0, 1.0],
         "onnx": {
             "file": onnx_path.name,
-            "sha256": sha256_file(onnx_path),
+            "sha256": file_sha256(onnx_path),
             "opset": OPSET,
             "input": "z",
             "output": "image",
@@ -127,6 +133,8 @@ def build_meta(
             "class": "stratum_kernel.torch_generator.Generator",
             "config": gen.config,
             "parameters": count_parameters(gen),
+            "levels": levels,
+            "native_size": size,
         },
         "training": training,
         "latent_scale": 1.0,
@@ -140,7 +148,7 @@ def build_meta(
         "stratum_version": __version__,
     }
     if weights_path is not None:
-        meta["weights"] = {"file": weights_path.name, "sha256": sha256_file(weights_path)}
+        meta["weights"] = {"file": weights_path.name, "sha256": file_sha256(weights_path)}
     return meta
 
 
@@ -157,21 +165,24 @@ def export_model(
     axis_count: int = 16,
     seed: int = 0,
     weights: bool = True,
+    levels: int | None = None,
 ) -> Path:
-    """Export ``gen`` into ``out_dir`` and return the meta.json path (validated on load)."""
+    """Export ``gen`` stopped after ``levels`` stages (its native size; default: all) into
+    ``out_dir`` and return the meta.json path (validated on load)."""
     from training.latent_analysis import find_anchors, find_axes
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     gen = gen.to("cpu", torch.float32).eval()
-    onnx_path = export_onnx(gen, out_dir / "generator.onnx")
+    levels = gen.levels if levels is None else int(levels)
+    onnx_path = export_onnx(gen, out_dir / "generator.onnx", levels=levels)
     weights_path = save_safetensors(gen, out_dir / "generator_ema.safetensors") if weights else None
-    # Anchors are judged on the 128² image (cheap, and the look is set by then).
-    levels = max(1, gen.levels - 1)
-    anchors = find_anchors(
-        gen, count=anchor_count, samples=anchor_samples, seed=seed, levels=levels
-    )
-    axes, strength = find_axes(gen, count=axis_count, seed=seed, levels=levels)
+    # Anchors are judged on an image of at most 128² (cheap, and the look is set by then).
+    look = levels
+    while look > 1 and gen.resolution(look) > 128:
+        look -= 1
+    anchors = find_anchors(gen, count=anchor_count, samples=anchor_samples, seed=seed, levels=look)
+    axes, strength = find_axes(gen, count=axis_count, seed=seed, levels=look)
     meta = build_meta(
         gen,
         onnx_path=onnx_path,
@@ -183,21 +194,26 @@ def export_model(
         version=version,
         checkpoint=checkpoint,
         training=training or {},
+        levels=levels,
     )
     meta_path = out_dir / "meta.json"
-    tmp = _tmp(meta_path)
-    tmp.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, meta_path)
+    write_text_atomic(meta_path, json.dumps(meta, indent=1) + "\n")
     load_model(out_dir, verify=True)
     return meta_path
 
 
 def generator_from_checkpoint(path: str | Path, *, ema: bool = True) -> tuple[Generator, dict]:
-    """Rebuild the (EMA) generator from a Lightning checkpoint written by ``train_gan.py``.
+    """Rebuild the (EMA) generator from a checkpoint written by ``train_gan.py`` (a Lightning
+    or a travel checkpoint).
 
-    Returns the generator and the run summary stored in the checkpoint (config, steps).
+    Returns the generator and the run summary stored in the checkpoint: config, steps,
+    images seen, and ``native_resolution`` — the highest stage fully faded in, which is
+    what an export decodes.
     """
-    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    from training.schedule import Plan
+    from training.travel import load_checkpoint
+
+    ckpt = load_checkpoint(path)
     hp = ckpt.get("hyper_parameters", {})
     gen_cfg = hp.get("generator") or hp.get("config", {}).get("generator")
     if gen_cfg is None:
@@ -206,10 +222,22 @@ def generator_from_checkpoint(path: str | Path, *, ema: bool = True) -> tuple[Ge
     prefix = "g_ema." if ema else "generator."
     state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     gen.load_state_dict(state)
+    gen = gen.to(memory_format=torch.contiguous_format)
+    images_seen = int(ckpt["state_dict"].get("images_seen", torch.zeros(())).item())
+    config = hp.get("config", {})
+    native = gen.output_size
+    if "plan" in config:
+        plan = Plan(**config["plan"])
+        st = plan.state(images_seen / 1000.0)
+        native = st.resolution if st.alpha >= 1 or st.index == 0 else (
+            plan.stages[st.index - 1].resolution
+        )
     info = {
         "global_step": int(ckpt.get("global_step", 0)),
         "epoch": int(ckpt.get("epoch", 0)),
-        "config": hp.get("config", {}),
+        "images_seen": images_seen,
+        "native_resolution": native,
+        "config": config,
     }
     return gen.eval(), info
 
@@ -227,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--anchors", type=int, default=8, help="number of named anchors")
     parser.add_argument("--anchor-samples", type=int, default=384, help="latents clustered")
     parser.add_argument("--axes", type=int, default=16, help="number of latent axes")
+    parser.add_argument(
+        "--size", type=int, help="native size to export (default: the highest trained stage)"
+    )
     args = parser.parse_args(argv)
 
     training: dict[str, Any] = {}
@@ -235,10 +266,12 @@ def main(argv: list[str] | None = None) -> int:
         gen = Generator()
         checkpoint = None
         training = {"status": "untrained", "init_seed": args.seed}
+        size = args.size or gen.output_size
     else:
         gen, info = generator_from_checkpoint(args.checkpoint)
         checkpoint = Path(args.checkpoint).name
         training = {"status": "trained", **info}
+        size = args.size or info["native_resolution"]
     if args.training_json:
         training.update(json.loads(Path(args.training_json).read_text()))
     meta_path = export_model(
@@ -252,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         anchor_samples=args.anchor_samples,
         axis_count=args.axes,
         seed=args.seed,
+        levels=gen.levels_for(size),
     )
     model = load_model(Path(args.out))
     print(

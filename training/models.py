@@ -4,8 +4,8 @@ The generator lives in :mod:`stratum_kernel.torch_generator` (one definition sha
 the kernel). The discriminator mirrors it: per-resolution input layers (``from_rgb``),
 residual blocks with strided downsampling, then a minibatch-stddev feature and a
 global-average head. Because blocks are keyed by resolution, one discriminator serves
-training at 64², then 128², then 256²: the lower blocks carry over when the resolution
-grows (as the generator's lower stages do).
+training at 32², then 64², then 128² (and 256²): the lower blocks carry over when the
+resolution grows (as the generator's lower stages do), and a new input layer fades in.
 """
 
 from __future__ import annotations
@@ -82,14 +82,24 @@ class Discriminator(nn.Module):
         y = y.reshape(-1, 1, 1, 1).repeat(g, 1, h, w)
         return torch.cat([x, y], dim=1)
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
+    def forward(self, img: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        """Logits [B] of images [B, 3, R, R]; ``alpha`` < 1 while resolution R fades in.
+
+        During a fade the first block's output is blended with the next resolution's
+        input layer applied to the 2×-average-pooled image (ProGAN), so a fresh input layer
+        takes over gradually.
+        """
         r = img.shape[-1]
         if str(r) not in self.from_rgb or img.shape[-2] != r:
             raise ValueError(
                 f"discriminator takes square images of {sorted(map(int, self.from_rgb))} px, "
                 f"got {list(img.shape)}"
             )
-        h = self.from_rgb[str(r)](img)
+        h = self.blocks[str(r)](self.from_rgb[str(r)](img))
+        if alpha < 1.0 and str(r // 2) in self.from_rgb:
+            low = self.from_rgb[str(r // 2)](F.avg_pool2d(img, 2))
+            h = torch.lerp(low, h, float(alpha))
+        r //= 2
         while r > 8:
             h = self.blocks[str(r)](h)
             r //= 2
@@ -100,12 +110,9 @@ class Discriminator(nn.Module):
 class EMA:
     """Exponential moving average of a module's parameters into a frozen copy.
 
-    ``decay`` ramps up as ``min(decay, (1 + n) / (10 + n))`` over the first updates, so a
-    short run (CPU) is not dominated by the random initialisation.
+    The decay of each update is given by the caller (:meth:`training.schedule.Plan.ema_decay`
+    derives it from a half-life in images, so it does not depend on the batch size).
     """
-
-    def __init__(self, decay: float = 0.999):
-        self.decay = float(decay)
 
     @staticmethod
     def make_copy(module: nn.Module) -> nn.Module:
@@ -114,14 +121,10 @@ class EMA:
             p.requires_grad_(False)
         return ema
 
-    def effective_decay(self, updates: int) -> float:
-        return min(self.decay, (1.0 + updates) / (10.0 + updates))
-
+    @staticmethod
     @torch.no_grad()
-    def update(self, ema: nn.Module, module: nn.Module, updates: int) -> float:
-        d = self.effective_decay(updates)
+    def update(ema: nn.Module, module: nn.Module, decay: float) -> None:
         for pe, pm in zip(ema.parameters(), module.parameters(), strict=True):
-            pe.lerp_(pm.detach(), 1.0 - d)
+            pe.lerp_(pm.detach(), 1.0 - decay)
         for be, bm in zip(ema.buffers(), module.buffers(), strict=True):
             be.copy_(bm)
-        return d

@@ -6,12 +6,12 @@ images [H, W, 3] ready to save; nothing here trains.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from stratum_kernel.paths import atomic_path
 from stratum_kernel.torch_generator import Generator
 
 
@@ -88,9 +88,8 @@ def save_png(path: str | Path, image: np.ndarray) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    Image.fromarray(image).save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp)
     return path
 
 

@@ -16,20 +16,17 @@ weight-free: colourfulness plus sharpness (see :func:`quality_score`).
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stratum_kernel.errors import ConfigError, ModelError, format_validation_error
+from stratum_kernel.errors import ConfigError, ModelError
 from stratum_kernel.paths import project_root
+from stratum_kernel.schema import validation_error
 from stratum_kernel.seeding import stable_hash
 from training.dataset import ImageRecord, write_image, write_manifest
 from training.metrics import colour_stats
@@ -92,7 +89,7 @@ def load_sd_config(path: str | Path, **overrides: Any) -> SDConfig:
     try:
         return SDConfig.model_validate(raw)
     except ValidationError as err:
-        raise format_validation_error(path, err) from None
+        raise validation_error(path, err) from None
 
 
 def load_pipeline(model_path: str | Path, *, device: str = "cpu", dtype: str = "float32"):

@@ -27,10 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import stratum_kernel  # noqa: F401 - numba's cache before librosa
 
-import stratum_kernel  # noqa: E402,F401 - numba's cache before librosa
+ROOT = Path(__file__).resolve().parents[1]
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -38,7 +37,8 @@ ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-net
 
 
 def render_film(seconds: float, size: str, work: Path):
-    """A short render of the bundled album: (album film path, per-track frame counts, meta)."""
+    """A short render of the bundled album: (album film path, per-track frame counts, run
+    record)."""
     from stratum_kernel.config import load_render_config
     from stratum_kernel.render import render_album
 
@@ -46,8 +46,8 @@ def render_film(seconds: float, size: str, work: Path):
         "output_root": str(work), "run_id": "readme-media", "render.duration": seconds,
         "resolution": size})
     result = render_album(cfg, progress=True)
-    counts = [t["frames"] for t in result.meta["tracks"]]
-    return result.album, counts, cfg.resolution, result.meta
+    counts = [t.frames for t in result.record.tracks]
+    return result.album, counts, cfg.resolution, result.record
 
 
 def album_frames(film: Path, size: tuple[int, int], wanted: set[int]) -> dict[int, np.ndarray]:
@@ -187,13 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="stratum-media-") as tmp:
-        film, counts, size, meta = render_film(args.seconds, args.size, Path(tmp))
-        fps = float(meta["config"]["frame_rate"])
+        film, counts, size, record = render_film(args.seconds, args.size, Path(tmp))
+        fps = float(record.config["frame_rate"])
         made = [still_grid(film, counts, size, args.out / "stills.jpg"),
                 film_gif(film, counts, size, fps, args.out / "film.gif")]
     if not args.no_screenshot:
         made.append(dashboard_screenshot(args.out / "dashboard.png"))
-    model = f"{meta['model']['name']} {meta['model']['version']}"
+    model = f"{record.model['name']} {record.model['version']}"
     total = sum(p.stat().st_size for p in made)
     for p in made:
         print(f"{p.relative_to(ROOT)}  {p.stat().st_size / 1024:.0f} KiB")

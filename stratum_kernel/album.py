@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from stratum_kernel.audio_io import AUDIO_SUFFIXES, AudioInfo, audio_info
 from stratum_kernel.errors import AudioError, ConfigError, StratumError
 from stratum_kernel.paths import inside, safe_name
+from stratum_kernel.schema import field_problems, shown
 from stratum_kernel.timeline import STEM_NAMES
 
 log = logging.getLogger(__name__)
@@ -272,23 +273,9 @@ def _entry_label(index: int, raw: Any) -> str:
     return f"entry {index + 1} ({tid!r})" if isinstance(tid, str) else f"entry {index + 1}"
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _validation_problems(index: int, raw: Any, err: ValidationError) -> list[_Problem]:
-    out = []
-    for item in err.errors():
-        loc = item.get("loc", ())
-        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-        msg = item.get("msg", "invalid value").removeprefix("Value error, ")
-        if item.get("type") == "missing":
-            msg = "required field is missing"
-        else:
-            msg = f"{msg} (got {_shown(item.get('input'))})"
-        out.append(_Problem(_entry_label(index, raw), field or None, msg))
-    return out
+    label = _entry_label(index, raw)
+    return [_Problem(label, field or None, msg) for field, msg in field_problems(err, TrackEntry)]
 
 
 def _raise_problems(source: Path, problems: list[_Problem]) -> None:
@@ -512,7 +499,7 @@ def load_album(root: str | Path) -> Album:
     for i, raw in enumerate(raw_entries):
         label = _entry_label(i, raw)
         if not isinstance(raw, dict):
-            problems.append(_Problem(label, None, f"expected an object, got {_shown(raw)}"))
+            problems.append(_Problem(label, None, f"expected an object, got {shown(raw)}"))
             continue
         try:
             entry = TrackEntry.model_validate(raw)

@@ -15,7 +15,6 @@ whose message starts with the file's path and says what to do.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import struct
 import subprocess
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from stratum_kernel.errors import AudioError
+from stratum_kernel.paths import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -357,13 +357,22 @@ def write_audio(path: str | Path, y: np.ndarray, sr: int, subtype: str | None = 
     if subtype in _INT_SUBTYPES or fmt in ("OGG", "MP3"):
         data = np.clip(data, -1.0, 1.0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
-        sf.write(str(tmp), data.T, int(sr), subtype=subtype, format=fmt)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            sf.write(str(tmp), data.T, int(sr), subtype=subtype, format=fmt)
     except (sf.LibsndfileError, RuntimeError, ValueError) as err:
         raise AudioError(f"{path}: could not write audio as {fmt} {subtype}: {err}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
+
+
+def check_audio(y: np.ndarray) -> np.ndarray:
+    """``y`` as float32 [channels, samples] (a 1-D signal becomes one channel); an
+    :class:`AudioError` for an empty signal, another shape, or NaN/infinite samples."""
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim == 1:
+        y = y[None, :]
+    if y.ndim != 2 or y.shape[1] == 0:
+        raise AudioError(f"audio must be [channels, samples] with samples, got shape {y.shape}")
+    if not np.isfinite(y).all():
+        raise AudioError("the audio contains NaN or infinite samples")
+    return y

@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -36,10 +34,12 @@ from pydantic import (
     model_validator,
 )
 
+from stratum_kernel.audio_io import audio_info
 from stratum_kernel.decoder import DecoderParams
 from stratum_kernel.encode import EncodeParams
 from stratum_kernel.errors import ConfigError
 from stratum_kernel.mixer import MixerRenderSpec
+from stratum_kernel.overrides import apply_overrides
 from stratum_kernel.paths import inside, project_root, safe_name
 from stratum_kernel.postfx import PostFXParams
 from stratum_kernel.presets import (
@@ -49,15 +49,10 @@ from stratum_kernel.presets import (
     load_preset,
     merge_preset_layers,
     preset_path,
-    read_yaml,
-    validation_error,
 )
+from stratum_kernel.schema import StrictModel, read_yaml, validation_error
 
 MIN_SIZE, MAX_SIZE = (64, 64), (7680, 4320)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # heights that are not multiples of 16 but that every encoder and player handles
@@ -99,7 +94,7 @@ def parse_resolution(value: Any) -> tuple[int, int]:
     return w, h
 
 
-class AudioParams(_Strict):
+class AudioParams(StrictModel):
     """The audio written into the films: sample rate (Hz) and an integrated-loudness target
     in LUFS (None = keep the source level)."""
 
@@ -107,7 +102,7 @@ class AudioParams(_Strict):
     normalization: float | None = Field(default=None, ge=-70.0, le=-1.0)
 
 
-class TempoSyncOverride(_Strict):
+class TempoSyncOverride(StrictModel):
     """render.yaml's ``controller.tempo_sync``: overrides the preset's when given."""
 
     enabled: bool | None = None
@@ -119,7 +114,7 @@ class TempoSyncOverride(_Strict):
         return None if v is None else check_subdivision(v)
 
 
-class ControllerParams(_Strict):
+class ControllerParams(StrictModel):
     """Album-wide controller settings.
 
     preset: a preset name (see ``presets.list_presets()``) or a YAML path.
@@ -140,7 +135,7 @@ class ControllerParams(_Strict):
         return check_preset_name(v, info)
 
 
-class RenderSettings(_Strict):
+class RenderSettings(StrictModel):
     """chunk_frames: frames per resumable chunk; duration: render at most this many seconds
     per track (previews; None = whole tracks); keep_frames: also write PNG frames."""
 
@@ -149,7 +144,7 @@ class RenderSettings(_Strict):
     keep_frames: bool = False
 
 
-class TrimParams(_Strict):
+class TrimParams(StrictModel):
     """Seconds of the source to use; end None = to the end of the track."""
 
     start: float = Field(default=0.0, ge=0.0)
@@ -164,7 +159,7 @@ class TrimParams(_Strict):
         return v
 
 
-class TrackConfig(_Strict):
+class TrackConfig(StrictModel):
     """One track's settings. ``src`` replaces the tracklist's audio file (relative to the
     album folder); ``preset`` replaces the album preset; ``seed`` the global seed."""
 
@@ -218,7 +213,7 @@ def check_scheduler(value: str) -> str:
     )
 
 
-class RenderConfig(_Strict):
+class RenderConfig(StrictModel):
     """The whole of render.yaml; see the module docstring for layering and paths."""
 
     output_root: str = "renders"
@@ -360,20 +355,29 @@ class RenderConfig(_Strict):
         """(start, end) in track seconds to render: the trim, clipped to the track, then
         cut to ``render.duration`` seconds when that is set."""
         trim = self.track_config(track_id).trim
-        start = min(trim.start, track_duration)
-        end = track_duration if trim.end is None else min(trim.end, track_duration)
+        start = min(float(trim.start), track_duration)
+        end = track_duration if trim.end is None else min(float(trim.end), track_duration)
         if self.render.duration is not None:
-            end = min(end, start + self.render.duration)
+            end = min(end, start + float(self.render.duration))
         return start, end
+
+    def track_audio(self, album: Any, track_id: str) -> tuple[Path, float]:
+        """(audio file, its duration in seconds) of a track: the tracklist's file, or the
+        ``src`` render.yaml gives it (relative to the album folder)."""
+        track = album.track(track_id)
+        src = self.track_config(track_id).src
+        if src is None:
+            return Path(track.audio_path), float(track.duration)
+        path = Path(src) if Path(src).is_absolute() else Path(album.root) / src
+        return path, float(audio_info(path).duration)
 
     def preset_name_for(self, track_id: str) -> str:
         return self.track_config(track_id).preset or self.controller.preset
 
-    def preset_for(self, track_id: str) -> Preset:
-        """The merged preset of a track: preset file → controller settings → the track's
-        ``preset_overrides``."""
-        name = self.preset_name_for(track_id)
-        base = load_preset(name, base_dir=self._base_dir)
+    def preset_layers(self, track_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The (album, track) layers render.yaml puts over a track's preset: the
+        ``controller`` settings (``preset_overrides``, ``smoothing_alpha``, ``tempo_sync``),
+        then the track's ``preset_overrides``."""
         album_layer: dict[str, Any] = dict(self.controller.preset_overrides)
         if self.controller.smoothing_alpha is not None:
             album_layer = deep_merge(
@@ -382,9 +386,19 @@ class RenderConfig(_Strict):
         ts = self.controller.tempo_sync.model_dump(exclude_none=True)
         if ts:
             album_layer = deep_merge(album_layer, {"tempo_sync": ts})
-        track_layer = self.track_config(track_id).preset_overrides
+        return album_layer, dict(self.track_config(track_id).preset_overrides)
+
+    def preset_for(self, track_id: str, base: Preset | str | None = None) -> Preset:
+        """The merged preset of a track: ``base`` (a Preset, or a preset name or file;
+        default: the track's configured preset) → :meth:`preset_layers`."""
+        if isinstance(base, Preset):
+            preset, name = base, base.name
+        else:
+            name = base or self.preset_name_for(track_id)
+            preset = load_preset(name, base_dir=self._base_dir)
+        album_layer, track_layer = self.preset_layers(track_id)
         where = f"{self._source or 'render config'} (preset {name!r} for track {track_id!r})"
-        return merge_preset_layers(base, album_layer, track_layer, source=where)
+        return merge_preset_layers(preset, album_layer, track_layer, source=where)
 
     def postfx_for(self, track_id: str, preset: Preset | None = None) -> PostFXParams:
         """Post-FX of a track: defaults → the preset's ``postfx`` → the keys render.yaml
@@ -418,79 +432,7 @@ class RenderConfig(_Strict):
         return data
 
 
-# --- loading and overrides -----------------------------------------------------------
-
-
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    if parts[0] == "tracks" and len(parts) > 2 and parts[1] == "*":
-        # tracks.*.field: set on every listed track
-        tracks = [_as_track_dict(t) for t in data.get("tracks") or []]
-        for t in tracks:
-            _set_dotted(t, ".".join(parts[2:]), value)
-        data["tracks"] = tracks
-        return
-    node: Any = data
-    for i, part in enumerate(parts[:-1]):
-        if isinstance(node, list):
-            idx = int(part) if part.isdigit() else -1
-            if not 0 <= idx < len(node):
-                where = ".".join(parts[:i])
-                raise ConfigError("overrides", key, f"no list item {part!r} at {where}")
-            node[idx] = _as_track_dict(node[idx]) if parts[0] == "tracks" else node[idx]
-            node = node[idx]
-            continue
-        nxt = node.get(part)
-        if nxt is None:
-            nxt = node[part] = {}
-        elif not isinstance(nxt, dict | list):
-            raise ConfigError("overrides", key, f"{'.'.join(parts[: i + 1])} is not a section")
-        node = nxt
-    if isinstance(node, list):
-        raise ConfigError("overrides", key, "cannot replace a whole list item; name its field")
-    node[parts[-1]] = value
-
-
-def _as_track_dict(t: Any) -> dict[str, Any]:
-    return {"id": t} if isinstance(t, str) else dict(t)
-
-
-def _select_tracks(data: dict[str, Any], ids: Any) -> None:
-    """``tracks`` override: keep render.yaml's settings for the chosen ids, in the given
-    order; ids render.yaml does not list get bare entries."""
-    if isinstance(ids, str):
-        ids = [s.strip() for s in ids.split(",") if s.strip()]
-    if not isinstance(ids, list):
-        raise ConfigError("overrides", "tracks", "give track ids as a list or 'a,b,c'")
-    existing = {}
-    for t in data.get("tracks") or []:
-        td = _as_track_dict(t)
-        existing[td.get("id")] = td
-    data["tracks"] = [existing.get(i, i) if isinstance(i, str) else i for i in ids]
-
-
-def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Dotted-key overrides over a raw config dict (before validation, so that bad values
-    are reported by field). ``tracks`` with a list of ids selects tracks;
-    ``tracks.*.preset`` sets a field on every listed track."""
-    out = deep_merge({}, data)
-    if not overrides:
-        return out
-    known = list(RenderConfig.model_fields)
-    for key, value in overrides.items():
-        head = key.split(".")[0]
-        if head not in known:
-            close = difflib.get_close_matches(head, known, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ConfigError("overrides", key, f"unknown key; {hint}known: {', '.join(known)}")
-        if key == "tracks" and (
-            isinstance(value, str)
-            or (isinstance(value, list) and all(isinstance(v, str) for v in value))
-        ):
-            _select_tracks(out, value)
-        else:
-            _set_dotted(out, key, value)
-    return out
+# --- loading -------------------------------------------------------------------------
 
 
 def load_render_config(
@@ -513,7 +455,7 @@ def load_render_config(
             raise ConfigError(
                 p, None, "render.yaml must be a mapping of sections (frame_rate: ...)"
             )
-    data = apply_overrides(raw, overrides)
+    data = apply_overrides(raw, overrides, known=list(RenderConfig.model_fields))
     return RenderConfig.from_dict(data, source=source, base_dir=base)
 
 
@@ -525,16 +467,6 @@ def _track_id(track: Any) -> str:
     if tid is None:
         tid = track.entry.id
     return str(tid)
-
-
-def _source_duration(config: RenderConfig, album: Any, track: Any, tc: TrackConfig) -> float:
-    if tc.src is None:
-        return float(track.duration)
-    from stratum_kernel.audio_io import audio_info
-
-    src = Path(tc.src)
-    src = src if src.is_absolute() else Path(album.root) / src
-    return float(audio_info(src).duration)
 
 
 def album_problems(config: RenderConfig, album: Any) -> list[ConfigError]:
@@ -565,7 +497,7 @@ def album_problems(config: RenderConfig, album: Any) -> list[ConfigError]:
                 ))
                 continue
         try:
-            duration = _source_duration(config, album, track, tc)
+            _, duration = config.track_audio(album, tc.id)
         except Exception as err:  # AudioError or a missing file: name the field
             problems.append(ConfigError(source, f"{field}.src", f"cannot read {tc.src!r}: {err}"))
             continue
@@ -599,51 +531,3 @@ def validate_against_album(config: RenderConfig, album: Any) -> None:
     first = problems[0]
     detail = "; ".join(f"{p.field}: {p.detail}" for p in problems)
     raise ConfigError(first.source, first.field, detail)
-
-
-# --- the command line ----------------------------------------------------------------
-
-CLI_FLAGS: dict[str, str] = {
-    "album": "album_dir",
-    "output_root": "output_root",
-    "run_id": "run_id",
-    "preset": "controller.preset",
-    "fps": "frame_rate",
-    "resolution": "resolution",
-    "tracks": "tracks",
-    "duration": "render.duration",
-    "batch_size": "decoder.batch_size",
-    "chunk_frames": "render.chunk_frames",
-}
-
-
-def add_override_arguments(parser: Any) -> None:
-    """Add the render.yaml override flags to an argparse parser (``--resume`` and
-    ``--config`` belong to the render command)."""
-    parser.add_argument("--album", metavar="DIR", help="album folder (album_dir)")
-    parser.add_argument("--output-root", metavar="DIR", help="where run folders go")
-    parser.add_argument("--run-id", metavar="ID", help="name of the run folder")
-    parser.add_argument("--preset", help="preset for every track (overrides track presets)")
-    parser.add_argument("--fps", type=float, help="frame rate, 24-120")
-    parser.add_argument("--resolution", metavar="WxH", help="output size, e.g. 1280x720")
-    parser.add_argument("--tracks", metavar="A,B", help="comma-separated track ids to render")
-    parser.add_argument("--duration", type=float, metavar="SECONDS",
-                        help="render at most this many seconds per track (previews)")
-    parser.add_argument("--batch-size", type=int, help="decoder batch size")
-    parser.add_argument("--chunk-frames", type=int, help="frames per resumable chunk")
-
-
-def overrides_from_cli(args: Any) -> dict[str, Any]:
-    """Dotted overrides from parsed CLI flags (attributes that are missing or None are
-    skipped). ``--preset`` applies to every track, replacing per-track presets."""
-    out: dict[str, Any] = {}
-    for attr, key in CLI_FLAGS.items():
-        value = getattr(args, attr, None)
-        if value is None:
-            continue
-        if attr == "tracks":
-            value = [s.strip() for s in str(value).split(",") if s.strip()]
-        out[key] = value
-    if "controller.preset" in out:
-        out["tracks.*.preset"] = None
-    return out

@@ -133,7 +133,7 @@ class _TorchSession:
                 f"decoder.execution_provider is 'torch' but {err.name or err} cannot be "
                 "imported; install the train extra (pip install -e '.[train]') or use 'auto'"
             ) from None
-        from stratum_kernel.model_meta import sha256_file
+        from stratum_kernel.digests import file_sha256
 
         meta = model.meta
         if meta.weights is None:
@@ -144,7 +144,7 @@ class _TorchSession:
         weights = model.directory / meta.weights.file
         if not weights.is_file():
             raise ModelError(f"{weights}: the weights file named in meta.json is missing")
-        if sha256_file(weights) != meta.weights.sha256:
+        if file_sha256(weights) != meta.weights.sha256:
             raise ModelError(
                 f"{weights}: sha256 does not match meta.json field 'weights.sha256'; the "
                 "weights belong to another export; re-export the model"

@@ -1,19 +1,22 @@
 """The Demucs stem-separation backend: a model from local files, applied with demucs' own
-code. Imported only when the backend is used (it needs torch and the ``demucs`` package);
-re-exported by :mod:`stratum_kernel.stems`.
+code. torch and the ``demucs`` package are imported when a model is loaded, so importing this
+module is cheap; :func:`stratum_kernel.stems.separate` chooses it when weights are on disk.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from stratum_kernel.audio_io import check_audio, resample
 from stratum_kernel.errors import ModelError
-from stratum_kernel.stems import WEIGHTS_ENV, _check_audio
+from stratum_kernel.paths import atomic_path
 from stratum_kernel.timeline import STEM_NAMES
+
+#: Where the Demucs weights are, when no path is given (nothing is ever downloaded).
+WEIGHTS_ENV = "STRATUM_DEMUCS_WEIGHTS"
 
 
 class DemucsSeparator:
@@ -79,9 +82,7 @@ class DemucsSeparator:
         import torch
         from demucs.apply import apply_model
 
-        from stratum_kernel.audio_io import resample
-
-        y = _check_audio(y)
+        y = check_audio(y)
         channels, n = y.shape
         x = resample(y, sr, self.samplerate)
         if self.audio_channels == 2 and channels == 1:
@@ -133,7 +134,6 @@ def save_demucs_model(model: Any, path: str | Path) -> Path:
         "state": get_state(model, None, half=False),
         "training_args": {},
     }
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    torch.save(package, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(package, tmp)
     return path

@@ -42,8 +42,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from stratum_kernel.config import check_scheduler
+from stratum_kernel.decoder import FrameDecoder
+from stratum_kernel.digests import file_sha256
 from stratum_kernel.errors import RenderError
+from stratum_kernel.jobs import RenderContext
+from stratum_kernel.model_meta import load_model
 from stratum_kernel.paths import write_bytes_atomic
+from stratum_kernel.record import TrackRecord
+from stratum_kernel.render_pipeline import (
+    WORK,
+    TrackRun,
+    finish_track,
+    prepare_track_audio,
+    record_chunk,
+    render_chunk,
+    track_already_done,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +92,6 @@ def connect(scheduler: Any, *, timeout: float = 20.0) -> tuple[Any, Callable[[],
     if not isinstance(scheduler, str):
         raise RenderError(f"scheduler must be an address, 'local[:N]' or a distributed.Client, "
                           f"not {type(scheduler).__name__}")
-    from stratum_kernel.config import check_scheduler
-
     try:
         spec = check_scheduler(scheduler)
     except ValueError as err:
@@ -120,20 +133,14 @@ def _worker_name(with_name: bool = False) -> Any:
         return (here, here) if with_name else here
 
 
-def worker_context(config: Any, model_sha: str) -> Any:
+def worker_context(config: Any, model_sha: str) -> RenderContext:
     """A RenderContext for ``config`` whose model and decoder are loaded once per process
     (cached by the model's sha256 and the decoder settings)."""
-    from stratum_kernel.model_meta import sha256_file
-    from stratum_kernel.render import RenderContext
-
     key = model_sha + config.decoder.model_dump_json()
     cached = _WORKER_MODELS.get(key)
     if cached is None:
-        from stratum_kernel.decoder import FrameDecoder
-        from stratum_kernel.model_meta import load_model
-
         model = load_model(config.model_path)
-        found = sha256_file(model.onnx_path)
+        found = file_sha256(model.onnx_path)
         if found != model_sha:
             raise RenderError(
                 f"worker {_worker_name()}: {model.onnx_path} has sha256 {found[:12]}…, the "
@@ -143,9 +150,7 @@ def worker_context(config: Any, model_sha: str) -> Any:
         _LOADS["count"] += 1
         cached = _WORKER_MODELS[key] = (model, FrameDecoder(model, config.decoder))
     model, decoder = cached
-    ctx = RenderContext(config, model=model)
-    ctx._decoder = decoder
-    return ctx
+    return RenderContext(config, model=model, decoder=decoder)
 
 
 def chunk_task(config: Any, model_sha: str, job: Any, index: int, start: int, stop: int,
@@ -157,8 +162,6 @@ def chunk_task(config: Any, model_sha: str, job: Any, index: int, start: int, st
     cannot see its folder, the segment is encoded in a private temporary folder and its
     bytes are returned. Returns {"digests": [bytes], "path" | "data", "worker", "loads",
     "seconds"}."""
-    from stratum_kernel.render_pipeline import render_chunk
-
     t0 = time.perf_counter()
     ctx = worker_context(config, model_sha)
     tick = None if hook is None else (lambda done: hook(job.track_id, index, done))
@@ -201,25 +204,18 @@ def detect_shared_storage(client: Any, work: Path) -> bool:
 # ------------------------------------------------------------------------ client side
 
 
-def render_tracks_distributed(ctx: Any, run_dir: Path, ids: Sequence[str], scheduler: Any, *,
+def render_tracks_distributed(ctx: RenderContext, run_dir: Path, ids: Sequence[str],
+                              scheduler: Any, *,
                               model_sha: str, shared_storage: bool | None = None,
                               progress: bool = True,
                               on_chunk: Callable[[str, int], None] | None = None,
                               worker_hook: Callable[[str, int, int], None] | None = None,
-                              retries: int = DEFAULT_RETRIES) -> tuple[dict, dict]:
-    """Render tracks ``ids`` of a run on a Dask cluster; returns ({track: meta entry},
+                              retries: int = DEFAULT_RETRIES
+                              ) -> tuple[dict[str, TrackRecord], dict]:
+    """Render tracks ``ids`` of a run on a Dask cluster; returns ({track: its record},
     the ``distributed`` record for meta.json). Resumes like a local run: chunks already
     recorded in a track's state are not submitted again."""
     from tqdm.auto import tqdm
-
-    from stratum_kernel.render import WORK
-    from stratum_kernel.render_pipeline import (
-        TrackRun,
-        _prepare_audio,
-        finish_track,
-        record_chunk,
-        track_already_done,
-    )
 
     cfg = ctx.config
     if cfg.render.keep_frames:
@@ -228,10 +224,10 @@ def render_tracks_distributed(ctx: Any, run_dir: Path, ids: Sequence[str], sched
     client, release, address = connect(scheduler)
     t0 = time.perf_counter()
     try:
-        runs = {t: TrackRun(ctx, ctx.job(t), run_dir, work=run_dir / WORK / t) for t in ids}
+        runs = {t: TrackRun(ctx, ctx.job(t), run_dir) for t in ids}
         if shared_storage is None:
             shared_storage = detect_shared_storage(client, run_dir / WORK)
-        infos: dict[str, dict] = {}
+        infos: dict[str, TrackRecord] = {}
         pending: dict[Any, tuple[str, int, int, int]] = {}
         token = uuid.uuid4().hex[:8]
         for tid, run in runs.items():
@@ -251,7 +247,7 @@ def render_tracks_distributed(ctx: Any, run_dir: Path, ids: Sequence[str], sched
         log.info("%d chunk task(s) on %s (%d workers, %s storage)", len(pending), address,
                  len(client.scheduler_info().get("workers", {})),
                  "shared" if shared_storage else "client")
-        audio = {t: _prepare_audio(r) for t, r in runs.items() if t not in infos}
+        audio = {t: prepare_track_audio(r) for t, r in runs.items() if t not in infos}
         workers: dict[str, dict] = {}
         _collect(client, pending, runs, workers, progress, on_chunk, record_chunk,
                  write_bytes_atomic, tqdm)

@@ -24,7 +24,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -33,7 +33,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from stratum_kernel.digests import frame_digest
 from stratum_kernel.errors import RenderError
+from stratum_kernel.paths import atomic_path, temp_sibling, write_text_atomic
 
 X264Preset = Literal[
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
@@ -173,10 +175,6 @@ def audio_args(params: EncodeParams) -> list[str]:
             "-ar", str(params.audio_sample_rate), "-ac", str(params.audio_channels)]
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
-
-
 def _tail(text: str, n: int = 1200) -> str:
     text = text.strip()
     return text[-n:] if len(text) > n else text
@@ -230,7 +228,7 @@ class VideoEncoder:
         self.width, self.height, self.fps = int(width), int(height), float(fps)
         self.params = params or EncodeParams()
         self.frames = 0
-        self._tmp = _tmp_name(self.path)
+        self._tmp = temp_sibling(self.path)
         self._err = self._tmp.with_suffix(".log")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         cmd = [
@@ -381,9 +379,7 @@ def write_concat_list(path: Path, files: Sequence[Path], durations: Sequence[flo
     for f, d in zip(files, durations, strict=True):
         text = str(Path(f).resolve()).replace("'", "'\\''")
         lines += [f"file '{text}'", f"duration {d:.9f}"]
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -418,18 +414,16 @@ def concat_segments(
     _check_same_headers(segments)
     lst = write_concat_list(out.with_name(out.stem + ".segments.ffconcat"), segments,
                             [n / fps for n in frame_counts])
-    tmp = _tmp_name(out)
     args = ["-f", "concat", "-safe", "0", "-i", str(lst)]
     if audio is not None:
         args += ["-i", str(audio), "-map", "0:v:0", "-map", "1:a:0", *audio_args(params)]
     else:
         args += ["-map", "0:v:0"]
-    args += ["-c:v", "copy", "-movflags", "+faststart", *BITEXACT, "-f", "mp4", str(tmp)]
     try:
-        run_ffmpeg(["-loglevel", "error", *args], what=str(out))
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            args += ["-c:v", "copy", "-movflags", "+faststart", *BITEXACT, "-f", "mp4", str(tmp)]
+            run_ffmpeg(["-loglevel", "error", *args], what=str(out))
     finally:
-        tmp.unlink(missing_ok=True)
         lst.unlink(missing_ok=True)
     return out
 
@@ -456,7 +450,6 @@ def concat_films(
         raise RenderError(f"{out}: no track films to join")
     work = out.with_name(f".{out.stem}.parts-{os.getpid()}")
     work.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(out)
     try:
         videos = []
         for i, film in enumerate(films):
@@ -483,11 +476,10 @@ def concat_films(
                      *audio_args(params)]
         else:
             args += ["-map", "0:v:0"]
-        args += ["-c:v", "copy", "-movflags", "+faststart", *BITEXACT, "-f", "mp4", str(tmp)]
-        run_ffmpeg(["-loglevel", "error", *args], what=str(out))
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            args += ["-c:v", "copy", "-movflags", "+faststart", *BITEXACT, "-f", "mp4", str(tmp)]
+            run_ffmpeg(["-loglevel", "error", *args], what=str(out))
     finally:
-        tmp.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
     return out
 
@@ -646,3 +638,15 @@ def read_frames(path: str | Path, width: int, height: int, *, batch: int = 24
         rc = proc.wait()
     if rc != 0:
         raise RenderError(f"{path}: decoding failed: {_tail(err)}")
+
+
+def decoded_digests(film: str | Path, width: int, height: int,
+                    feed: Callable[[int, np.ndarray], None] | None = None) -> list[bytes]:
+    """Per-frame sha256 of a film decoded back to rgb24; ``feed(first_index, block)`` sees
+    every decoded block (the previews are cut from it)."""
+    out: list[bytes] = []
+    for block in read_frames(film, width, height):
+        if feed is not None:
+            feed(len(out), block)
+        out.extend(frame_digest(f) for f in block)
+    return out

@@ -37,31 +37,3 @@ class ModelError(StratumError):
 
 class RenderError(StratumError):
     """A render that could not complete (encoder failure, verification mismatch, ...)."""
-
-
-def format_validation_error(source: str | Path | None, err: Exception) -> ConfigError:
-    """Turn a pydantic ``ValidationError`` into one :class:`ConfigError` naming every field.
-
-    Each problem becomes ``field.path: message (got value)``; the first field is kept as
-    ``.field`` for programmatic checks.
-    """
-    errors = getattr(err, "errors", None)
-    if not callable(errors):
-        return ConfigError(source, None, str(err))
-    parts: list[tuple[str, str]] = []  # (field path, what is wrong with it)
-    for item in errors():
-        loc = ".".join(str(p) for p in item.get("loc", ()))
-        msg = item.get("msg", "invalid value")
-        shown = repr(item.get("input"))
-        if len(shown) > 60:
-            shown = shown[:57] + "..."
-        if item.get("type") == "missing":
-            parts.append((loc, "required field is missing"))
-        else:
-            parts.append((loc, f"{msg} (got {shown})"))
-    first_field = next((loc for loc, _ in parts if loc), None)
-    if len(parts) == 1:
-        return ConfigError(source, first_field, parts[0][1])
-    return ConfigError(
-        source, first_field, "; ".join(f"{loc}: {text}" if loc else text for loc, text in parts)
-    )

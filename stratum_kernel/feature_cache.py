@@ -1,29 +1,26 @@
-"""The feature disk cache, content hashes of audio files, and analysing a whole album.
+"""The feature disk cache and analysing a whole album.
 
 ``cache/features/<track>-<key>.npz`` holds one track's :class:`TrackFeatures`; ``key``
 hashes the SHA-256 of the audio file's bytes, the stems' identity (bundled stem files'
 hashes, or the separation backend) and :meth:`FeatureParams.digest`. A changed file or
 parameter gives another key, so it is recomputed; a damaged file fails its checksum on
-load and is recomputed, never trusted. Re-exported by :mod:`stratum_kernel.features`.
-
-Hashing a 30 MB WAV costs ~60 ms, more than reading its cached features, so
-:func:`file_sha256` remembers digests by (path, size, mtime, inode) — in memory and under
-``<cache>/hashes`` — and rehashes whenever any of them changes. A file modified less than
-two seconds before it was hashed is not remembered (its mtime may not yet tell a second
-write apart, like git's "racily clean" entries).
+load and is recomputed, never trusted. File digests are remembered under
+``<cache>/features/hashes`` (see :mod:`stratum_kernel.digests`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from stratum_kernel.album import Album, Track, load_album
+from stratum_kernel.audio_io import load_audio
+from stratum_kernel.digests import file_sha256
+from stratum_kernel.errors import ConfigError
 from stratum_kernel.feature_frames import AlbumReference, album_reference, frame_features
 from stratum_kernel.features import (
     FeatureCacheError,
@@ -31,67 +28,13 @@ from stratum_kernel.features import (
     TrackFeatures,
     compute_features,
 )
-from stratum_kernel.paths import cache_dir, write_text_atomic
+from stratum_kernel.paths import cache_dir
+from stratum_kernel.stems import StemSet, load_stems, separation_key
 from stratum_kernel.timeline import FrameFeatures
-
-if TYPE_CHECKING:
-    from stratum_kernel.album import Album, Track
-    from stratum_kernel.stems import StemSet
 
 log = logging.getLogger(__name__)
 
-RACY_SECONDS = 2.0
-_HASH_MEMO: dict[tuple[str, int, int, int], str] = {}
-
 StemsChoice = Literal["auto", "bundled", "none"]
-
-
-def _identity(path: Path) -> tuple[str, int, int, int]:
-    st = path.stat()
-    return (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
-
-
-def file_sha256(path: str | Path, *, memo_dir: str | Path | None = None) -> str:
-    """Hex SHA-256 of the bytes of ``path``, remembered while the file's size, mtime and
-    inode stay the same (in this process, and in ``memo_dir`` when given)."""
-    path = Path(path).resolve()
-    ident = _identity(path)
-    memo_file = None
-    if memo_dir is not None:
-        name = hashlib.sha256(str(path).encode()).hexdigest()[:32] + ".json"
-        memo_file = Path(memo_dir) / name
-    if ident in _HASH_MEMO:
-        digest = _HASH_MEMO[ident]
-        if memo_file is not None and not memo_file.exists():
-            _write_text_atomic(memo_file, json.dumps({"ident": list(ident), "sha256": digest}))
-        return digest
-    if memo_file is not None:
-        try:
-            memo = json.loads(memo_file.read_text())
-            if tuple(memo["ident"]) == ident:
-                _HASH_MEMO[ident] = memo["sha256"]
-                return memo["sha256"]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    digest = h.hexdigest()
-    settled = time.time() - ident[2] / 1e9 > RACY_SECONDS
-    if settled and _identity(path) == ident:
-        _HASH_MEMO[ident] = digest
-        if memo_file is not None:
-            _write_text_atomic(memo_file, json.dumps({"ident": list(ident), "sha256": digest}))
-    return digest
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, text)
-    except OSError as err:  # a memo is an optimisation; failing to write it is not an error
-        log.debug("could not write %s: %s", path, err)
 
 
 class FeatureCache:
@@ -130,8 +73,6 @@ class FeatureCache:
             return "load", f"bundled:{files}"
         if stems == "bundled":
             return "none", "none"
-        from stratum_kernel.stems import separation_key
-
         return "load", f"separated:{separation_key(backend)}"
 
     def key(self, track: Track, params: FeatureParams, stems_key: str) -> str:
@@ -155,7 +96,7 @@ class FeatureCache:
         (bundled stems or none), 'none', or a :class:`~stratum_kernel.stems.StemSet`.
         """
         params = params or FeatureParams()
-        plan, stems_key = self._stem_plan(track, stems, stems_backend)
+        _, stems_key = self._stem_plan(track, stems, stems_backend)
         path = self.path_for(track.id, self.key(track, params, stems_key))
         if path.exists():
             try:
@@ -166,7 +107,7 @@ class FeatureCache:
             except FeatureCacheError as err:
                 log.warning("%s; recomputing", err)
             path.unlink(missing_ok=True)
-        tf = self._compute(track, params, plan, stems, stems_backend)
+        tf = self.compute(track, params, stems=stems, stems_backend=stems_backend)
         tf.save(path)
         return tf
 
@@ -182,26 +123,13 @@ class FeatureCache:
         :meth:`load_or_compute` for ``stems``)."""
         params = params or FeatureParams()
         plan, _ = self._stem_plan(track, stems, stems_backend)
-        return self._compute(track, params, plan, stems, stems_backend)
-
-    def _compute(
-        self,
-        track: Track,
-        params: FeatureParams,
-        plan: str,
-        stems: StemSet | StemsChoice,
-        backend: str,
-    ) -> TrackFeatures:
-        from stratum_kernel.audio_io import load_audio
-
         y, sr = load_audio(track.audio_path)
         stem_set = None
         if plan == "given":
             stem_set = stems
         elif plan == "load":
-            from stratum_kernel.stems import load_stems
-
-            stem_set = load_stems(track, cache_root=self.stems_root, backend=backend, audio=(y, sr))
+            stem_set = load_stems(track, cache_root=self.stems_root, backend=stems_backend,
+                                  audio=(y, sr))
         return compute_features(
             y,
             sr,
@@ -238,8 +166,6 @@ class AlbumAnalysis:
     ) -> FrameFeatures:
         """:func:`frame_features` of one track with this album's reference and markers."""
         if track_id not in self.tracks:
-            from stratum_kernel.errors import ConfigError
-
             raise ConfigError(
                 None, "track", f"no analysed track {track_id!r}; have {', '.join(self.tracks)}"
             )
@@ -285,8 +211,6 @@ def analyze_album(
     when ``separate_missing``, else analysed without stem series.
     """
     if isinstance(album, str | Path):
-        from stratum_kernel.album import load_album
-
         album = load_album(album)
     params = params or FeatureParams()
     store = FeatureCache() if cache is None else cache

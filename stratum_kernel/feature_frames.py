@@ -4,7 +4,6 @@
 ``sr / hop`` Hz) into a :class:`~stratum_kernel.timeline.FrameFeatures` (one value per video
 frame, frame ``i`` at ``start + i / fps``), scaling level-like series against an
 :class:`AlbumReference` so that a quiet ballad does not react as hard as the loudest single.
-Re-exported by :mod:`stratum_kernel.features`.
 """
 
 from __future__ import annotations
@@ -131,26 +130,8 @@ def sample_peaks(series: np.ndarray, rate: float, times: np.ndarray, fps: float)
     last = np.maximum(hi - 1, lo)
     idx = np.clip(np.minimum(lo[:, None] + np.arange(width)[None, :], last[:, None]), 0, n - 1)
     peak = s[..., idx].max(axis=-1)
-    interp = sample_series(s, rate, times, mode="linear")
+    interp = sample_series(s, rate, times)
     return np.where(empty, interp, peak).astype(np.float32)
-
-
-def _beat_phase(beats: np.ndarray, tempo: float, times: np.ndarray) -> np.ndarray:
-    """float32 [N] in [0, 1): fraction of the current beat interval elapsed at each time;
-    before the first and after the last beat the grid continues at ``tempo``."""
-    period = 60.0 / tempo if tempo > 0 else 0.5
-    if len(beats) < 2:
-        anchor = beats[0] if len(beats) else 0.0
-        phase = np.mod((times - anchor) / period, 1.0)
-    else:
-        k = np.searchsorted(beats, times, side="right") - 1
-        kk = np.clip(k, 0, len(beats) - 2)
-        inside = (times - beats[kk]) / np.maximum(beats[kk + 1] - beats[kk], 1e-9)
-        before = np.mod((times - beats[0]) / period, 1.0)
-        after = np.mod((times - beats[-1]) / period, 1.0)
-        phase = np.where(k < 0, before, np.where(k >= len(beats) - 1, after, inside))
-    phase = phase.astype(np.float32)
-    return np.where((phase >= 1.0) | (phase < 0.0), np.float32(0.0), phase)
 
 
 def _marker_time(m: Any) -> float:
@@ -223,7 +204,6 @@ def frame_features(
         values=values,
         stems=stems,
         beat_frames=beat_frames,
-        beat_phase=_beat_phase(np.asarray(tf.beats, dtype=np.float64), tf.tempo, times),
         tempo=float(tf.tempo),
         markers=marker_times,
         section=section.astype(np.int32),

@@ -23,27 +23,16 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from stratum_kernel.audio_io import resample
+from stratum_kernel.dsp import median_filter_axis, stft_magnitude
+from stratum_kernel.errors import AudioError
+from stratum_kernel.paths import atomic_path
 from stratum_kernel.tempo import estimate_tempo, track_beats
 from stratum_kernel.timeline import STEM_NAMES
-
-if TYPE_CHECKING:  # re-exported lazily by __getattr__ at the end of this module
-    from stratum_kernel.feature_cache import (
-        AlbumAnalysis,
-        FeatureCache,
-        analyze_album,
-        file_sha256,
-    )
-    from stratum_kernel.feature_frames import (
-        AlbumReference,
-        album_reference,
-        frame_features,
-        sample_peaks,
-    )
 
 # Bump when the meaning of any stored series changes: it is part of every cache key.
 FEATURES_VERSION = 1
@@ -51,8 +40,8 @@ FEATURES_VERSION = 1
 LEVEL_SERIES = ("rms", "onset", "harmonic", "percussive")
 # Series that measure "what kind": mapped from an album-wide (lo, hi) range of their log.
 RANGE_SERIES = ("centroid", "flatness")
-STEM_SERIES = ("envelope", "onset")
-STEM_SOURCES = ("bundled", "dsp", "demucs", "none")
+#: Where a track's stems came from (``TrackFeatures.stem_source``).
+STEM_ORIGINS = ("bundled", "dsp", "demucs", "none")
 _EPS = 1e-10
 _TINY = 1e-300
 _ONSET_FLOOR = 1e-6
@@ -160,8 +149,6 @@ class TrackFeatures:
     def save(self, path: str | Path) -> Path:
         """Write an uncompressed ``.npz`` atomically (temp name, then rename), with a
         SHA-256 of every array so a damaged file is detected on :meth:`load`."""
-        import os
-
         path = Path(path)
         arrays = self._arrays()
         meta = {
@@ -179,14 +166,8 @@ class TrackFeatures:
         }
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
         return path
 
     @classmethod
@@ -245,8 +226,6 @@ def _checksum(arrays: dict[str, np.ndarray]) -> str:
 
 def _to_mono(y: np.ndarray, what: str) -> np.ndarray:
     """float32 [samples]: the channel average of [channels, samples] (or [samples])."""
-    from stratum_kernel.errors import AudioError
-
     y = np.asarray(y, dtype=np.float32)
     if y.ndim == 2:
         y = y[0] if y.shape[0] == 1 else np.add.reduce(y, axis=0) * np.float32(1 / y.shape[0])
@@ -263,26 +242,9 @@ def _resampled(y: np.ndarray, sr: int, target: int) -> np.ndarray:
     """``y`` ([samples] or [rows, samples]) resampled from ``sr`` to ``target`` Hz (soxr)."""
     if sr == target:
         return y
-    from stratum_kernel.audio_io import resample
-
     rows = y.reshape(-1, y.shape[-1])
     out = np.stack([resample(row[None, :], int(sr), int(target))[0] for row in rows])
     return out.reshape((*y.shape[:-1], -1))
-
-
-def stft_magnitude(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """float32 [..., T, 1 + n_fft // 2]: |STFT| of ``y`` [..., samples], frame k centred on
-    sample ``k * hop`` (zero padding at both ends, periodic Hann window),
-    ``T = 1 + samples // hop``. Time-major, one real FFT call (5x fewer passes over
-    memory than librosa's blockwise STFT)."""
-    import scipy.fft
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    half = n_fft // 2
-    pad = [(0, 0)] * (y.ndim - 1) + [(half, half)]
-    frames = sliding_window_view(np.pad(y, pad), n_fft, axis=-1)[..., ::hop, :]
-    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
-    return np.abs(scipy.fft.rfft(frames * window, axis=-1))
 
 
 def _window_rms(power: np.ndarray, n_fft: int) -> np.ndarray:
@@ -310,21 +272,6 @@ def _onset_from_mel(mel: np.ndarray, params: FeatureParams, n_fft: int) -> np.nd
     out = np.zeros((*mel.shape[:-2], n), dtype=np.float32)
     out[..., delay:] = flux[..., : max(0, n - delay)]
     return out
-
-
-def median_filter_axis(x: np.ndarray, size: int, axis: int) -> np.ndarray:
-    """Median over a centred window of ``size`` (odd) along ``axis``, edges mirrored.
-
-    Equivalent to ``scipy.ndimage.median_filter`` along one axis (mode 'reflect') but 3-5x
-    faster for short kernels: a partial sort of a strided view.
-    """
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    half = size // 2
-    pad = [(0, 0)] * x.ndim
-    pad[axis] = (half, half)
-    windows = sliding_window_view(np.pad(x, pad, mode="symmetric"), size, axis=axis)
-    return np.partition(windows, half, axis=-1)[..., half]
 
 
 def _harmonic_fraction(mel: np.ndarray, kernel: int) -> np.ndarray:
@@ -462,8 +409,8 @@ def compute_features(
     }
     stem_series = _stem_features(stems, stems_sr or sr, len(x), params) if stems else {}
     source = (stem_source or "bundled") if stems else "none"
-    if source not in STEM_SOURCES:
-        raise ValueError(f"stem_source must be one of {STEM_SOURCES}, got {source!r}")
+    if source not in STEM_ORIGINS:
+        raise ValueError(f"stem_source must be one of {STEM_ORIGINS}, got {source!r}")
     return TrackFeatures(
         track_id=track_id,
         duration=duration,
@@ -501,48 +448,3 @@ def warm_numba_cache() -> None:
     librosa.feature.chroma_stft(y=y, sr=sr, n_fft=2048, hop_length=512)
     librosa.util.localmax(librosa.onset.onset_strength(y=y, sr=sr))
     librosa.resample(y, orig_sr=sr, target_sr=16000, res_type="soxr_hq")
-
-
-__all__ = [
-    "FEATURES_VERSION",
-    "AlbumAnalysis",
-    "AlbumReference",
-    "FeatureCache",
-    "FeatureCacheError",
-    "FeatureParams",
-    "TrackFeatures",
-    "album_reference",
-    "analyze_album",
-    "compute_features",
-    "estimate_tempo",
-    "file_sha256",
-    "frame_features",
-    "median_filter_axis",
-    "sample_peaks",
-    "stft_magnitude",
-    "track_beats",
-    "warm_numba_cache",
-]
-
-_REEXPORTS = {
-    "AlbumReference": "stratum_kernel.feature_frames",
-    "album_reference": "stratum_kernel.feature_frames",
-    "frame_features": "stratum_kernel.feature_frames",
-    "sample_peaks": "stratum_kernel.feature_frames",
-    "FeatureCache": "stratum_kernel.feature_cache",
-    "AlbumAnalysis": "stratum_kernel.feature_cache",
-    "analyze_album": "stratum_kernel.feature_cache",
-    "file_sha256": "stratum_kernel.feature_cache",
-}
-
-
-def __getattr__(name: str) -> Any:
-    # The timeline mapping and the cache live in their own modules (which import this
-    # one); they are re-exported here lazily so ``from stratum_kernel.features import
-    # FeatureCache`` works without an import cycle.
-    module = _REEXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)

@@ -43,8 +43,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from stratum_kernel.errors import AudioError, ConfigError, format_validation_error
+from stratum_kernel.errors import AudioError, ConfigError
 from stratum_kernel.paths import write_bytes_atomic
+from stratum_kernel.schema import validation_error
 from stratum_kernel.timeline import STEM_NAMES, FrameFeatures
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ class MixerState(BaseModel):
         try:
             return cls.model_validate(data if data is not None else {})
         except ValidationError as err:
-            raise format_validation_error(source or "mixer state", err) from None
+            raise validation_error(source or "mixer state", err) from None
 
 
 def sounding(state: MixerState) -> dict[str, bool]:

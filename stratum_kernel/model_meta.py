@@ -8,7 +8,6 @@ on load; an ONNX file whose sha256 differs from meta.json is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stratum_kernel.errors import ModelError, format_validation_error
+from stratum_kernel.digests import file_sha256
+from stratum_kernel.errors import ModelError
+from stratum_kernel.schema import validation_error
 
 META_FORMAT = "stratum-generator/1"
 
@@ -99,19 +100,6 @@ class GeneratorModel:
         """(height, width) of the generator's square-ish output."""
         return self.meta.output_shape[1], self.meta.output_shape[2]
 
-    def anchor_stack(self) -> tuple[list[str], np.ndarray]:
-        """Anchor names (sorted) and float32 [A, 8, 16, 16]."""
-        names = sorted(self.anchors)
-        return names, np.stack([self.anchors[n] for n in names])
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
 
 def load_model(models_dir: str | Path, *, verify: bool = True) -> GeneratorModel:
     """Read and validate ``<models_dir>/meta.json`` and locate the ONNX file.
@@ -135,7 +123,7 @@ def load_model(models_dir: str | Path, *, verify: bool = True) -> GeneratorModel
     try:
         meta = ModelMeta.model_validate(raw)
     except ValidationError as err:
-        raise ModelError(str(format_validation_error(meta_path, err))) from None
+        raise ModelError(str(validation_error(meta_path, err, ModelMeta))) from None
 
     size = meta.latent_size()
     anchors = {}
@@ -161,7 +149,7 @@ def load_model(models_dir: str | Path, *, verify: bool = True) -> GeneratorModel
     if not onnx_path.is_file():
         raise ModelError(f"{onnx_path}: the model file named in meta.json is missing")
     if verify:
-        actual = sha256_file(onnx_path)
+        actual = file_sha256(onnx_path)
         if actual != meta.onnx.sha256:
             raise ModelError(
                 f"{onnx_path}: sha256 {actual[:12]}… does not match meta.json field "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,18 +73,41 @@ def inside(base: Path, candidate: Path) -> bool:
     return True
 
 
+def temp_sibling(path: str | Path) -> Path:
+    """``<stem>.tmp-<pid><suffix>`` beside ``path``: the suffix is kept, so writers that
+    choose a format by it (ffmpeg, PIL, OpenCV, libsndfile) write the same kind of file."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary sibling ``<name>.tmp-<pid>`` to write ``path`` through: renamed onto
+    """A temporary sibling (:func:`temp_sibling`) to write ``path`` through: renamed onto
     ``path`` when the block ends without error, removed otherwise, so nothing
     half-written ever sits under the final name."""
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp = temp_sibling(path)
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """A fresh temporary sibling folder to fill; when the block ends without error it
+    replaces ``path`` (an old folder there is removed first), otherwise it is removed."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

@@ -38,27 +38,24 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from stratum_kernel.errors import ConfigError, format_validation_error
+from stratum_kernel.errors import ConfigError
 from stratum_kernel.paths import project_root, safe_name, write_text_atomic
-from stratum_kernel.timeline import STEM_NAMES
+from stratum_kernel.postfx import MODULATABLE, PostFXParams
+from stratum_kernel.schema import StrictModel, field_problems, read_yaml, validation_error
+from stratum_kernel.timeline import STEM_NAMES, STEM_SERIES
 
 log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "presets"
 MIX_FEATURES = ("rms", "onset", "centroid", "flatness", "harmonic", "percussive")
-STEM_SOURCES = ("envelope", "onset")
 _TARGET = re.compile(r"^(pca:(\d{1,2})|anchor:([A-Za-z0-9][A-Za-z0-9._-]*)|postfx:([a-z_]+))$")
 
 
 def user_presets_dir() -> Path:
     """Where the studio saves presets: ``<project root>/presets``."""
     return project_root() / "presets"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def parse_target(target: str) -> tuple[str, str | int]:
@@ -77,34 +74,17 @@ def parse_target(target: str) -> tuple[str, str | int]:
     return "postfx", m.group(4)
 
 
-def _postfx_numeric_fields() -> set[str] | None:
-    """Numeric top-level fields of PostFXParams (the modulatable ones), or None when the
-    post-FX module is unavailable."""
-    try:
-        from stratum_kernel.postfx import PostFXParams
-    except ImportError:  # pragma: no cover - postfx.py is part of the package
-        return None
-    out = set()
-    for name, info in PostFXParams.model_fields.items():
-        if info.annotation is float:
-            out.add(name)
-    return out
-
-
 def check_target(v: str) -> str:
     """Validate a mapping target; a postfx target must name a numeric PostFXParams field."""
     kind, name = parse_target(v)
-    if kind == "postfx":
-        known = _postfx_numeric_fields()
-        if known is not None and name not in known:
-            raise ValueError(
-                f"postfx parameter {name!r} is not a numeric PostFXParams field; "
-                f"use one of {sorted(known)}"
-            )
+    if kind == "postfx" and name not in MODULATABLE:
+        raise ValueError(
+            f"postfx parameter {name!r} cannot be modulated; use one of {sorted(MODULATABLE)}"
+        )
     return v
 
 
-class SignalMapping(_Strict):
+class SignalMapping(StrictModel):
     """One signal → one target.
 
     source: for ``features``, a full-mix feature (rms, onset, centroid, flatness, harmonic,
@@ -137,7 +117,7 @@ class SignalMapping(_Strict):
         return self.source == "onset"
 
 
-class AnchorParams(_Strict):
+class AnchorParams(StrictModel):
     """Which anchors take part and what moves the weights between them.
 
     use: anchor names from meta.json, or ``'all'``.
@@ -167,7 +147,7 @@ class AnchorParams(_Strict):
         return v
 
 
-class WanderParams(_Strict):
+class WanderParams(StrictModel):
     """Seeded smooth noise in latent space, keyed by (seed, track, knot).
 
     amount: standard deviation per latent element, in ``latent_scale`` units.
@@ -182,7 +162,7 @@ class WanderParams(_Strict):
     follow_rms: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
-class MotionParams(_Strict):
+class MotionParams(StrictModel):
     """Smoothing, speed and limits of the latent walk.
 
     smoothing_alpha: one-pole EMA coefficient per frame at 24 fps for slow signals (0 = no
@@ -211,7 +191,7 @@ def check_subdivision(v: float) -> float:
     return float(v)
 
 
-class TempoSyncParams(_Strict):
+class TempoSyncParams(StrictModel):
     """Pulses on the beat grid.
 
     subdivision: beats per pulse (0.5 = every half beat, 2 = every other beat).
@@ -238,7 +218,7 @@ class TempoSyncParams(_Strict):
         return check_target(v)
 
 
-class SectionParams(_Strict):
+class SectionParams(StrictModel):
     """Section markers: 'shift' moves the focus to another anchor over ``crossfade_s``,
     'cut' switches at the marker frame, 'none' ignores markers. focus: logit gain of the
     section's focus anchor."""
@@ -248,7 +228,7 @@ class SectionParams(_Strict):
     focus: float = Field(default=2.0, ge=0.0, le=20.0)
 
 
-class Preset(_Strict):
+class Preset(StrictModel):
     """A validated mood; see the module docstring for the meaning of each section."""
 
     name: str
@@ -284,9 +264,9 @@ class Preset(_Strict):
             if stem not in STEM_NAMES:
                 raise ValueError(f"stem {stem!r} is not one of {list(STEM_NAMES)}")
             for i, m in enumerate(maps):
-                if m.source not in STEM_SOURCES:
+                if m.source not in STEM_SERIES:
                     raise ValueError(
-                        f"{stem}[{i}].source {m.source!r} is not one of {list(STEM_SOURCES)}"
+                        f"{stem}[{i}].source {m.source!r} is not one of {list(STEM_SERIES)}"
                     )
         return v
 
@@ -295,15 +275,10 @@ class Preset(_Strict):
     def _postfx_overrides(cls, v: dict[str, Any]) -> dict[str, Any]:
         if v:
             try:
-                from stratum_kernel.postfx import PostFXParams
-            except ImportError:  # pragma: no cover
-                return v
-            try:
                 PostFXParams.model_validate(v)
             except ValidationError as err:
                 raise ValueError("; ".join(
-                    f"{_loc_text(tuple(e['loc']))} = {e['input']!r}: {e['msg']}"
-                    for e in err.errors()
+                    f"{field}: {msg}" for field, msg in field_problems(err, PostFXParams)
                 )) from None
         return v
 
@@ -313,89 +288,7 @@ class Preset(_Strict):
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=96)
 
 
-# --- validation errors ------------------------------------------------------------------
-
-
-def _loc_text(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [m for a in getattr(annotation, "__args__", ()) for m in _models_in(a)]
-
-
-def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the (sub)model that holds ``loc[-1]``."""
-    current: Any = model
-    for part in loc[:-1]:
-        fields = getattr(current, "model_fields", None)
-        if isinstance(part, int) or (fields and part not in fields and current is not model):
-            continue  # a list index or a dict key: the model stays the same
-        if not fields or part not in fields:
-            return []
-        found = _models_in(fields[part].annotation)
-        if not found:
-            return []
-        current = found[0]
-    return list(getattr(current, "model_fields", {}))
-
-
-class _Renamed:
-    """A ValidationError look-alike for ``errors.format_validation_error``."""
-
-    def __init__(self, items: list[dict[str, Any]]):
-        self._items = items
-
-    def errors(self) -> list[dict[str, Any]]:
-        return self._items
-
-
-def validation_error(
-    source: str | Path | None, err: ValidationError, model: type[BaseModel]
-) -> ConfigError:
-    """A pydantic error as one ConfigError: fields written ``tracks[1].trim.end``, no
-    'Value error,' noise, and an unknown key named with the closest known keys."""
-    items = []
-    for item in err.errors():
-        loc = tuple(item.get("loc", ()))
-        msg = str(item.get("msg", "invalid value")).removeprefix("Value error, ")
-        if item.get("type") == "extra_forbidden" and loc:
-            known = _known_keys(model, loc)
-            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            msg = f"unknown key; {hint}known keys here: {', '.join(known)}"
-        items.append({**item, "loc": (_loc_text(loc),) if loc else (), "msg": msg})
-    return format_validation_error(source, _Renamed(items))
-
-
 # --- loading ---------------------------------------------------------------------------
-
-
-def read_yaml(path: Path, what: str = "YAML file") -> Any:
-    """Read a YAML document; syntax errors become a ConfigError with line and column."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(path, None, f"{what} not found") from None
-    except OSError as err:
-        raise ConfigError(path, None, f"cannot read {what}: {err.strerror}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        problem = getattr(err, "problem", None) or str(err)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(
-            path, None, f"YAML syntax error{where}: {problem}; fix the file and retry"
-        ) from None
 
 
 def list_presets(user_dir: Path | None = None) -> list[str]:

@@ -9,12 +9,12 @@ rendering and are identical for an interrupted-then-resumed run.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from stratum_kernel.paths import atomic_path
 from stratum_kernel.timeline import FrameFeatures
 
 
@@ -81,12 +81,8 @@ def gif_frames(ff: FrameFeatures, *, seconds: float = 2.5, gif_fps: float = 12.0
 
 
 def _atomic_save(image, path: Path, **kwargs) -> None:
-    tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:
         image.save(tmp, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class PreviewCollector:

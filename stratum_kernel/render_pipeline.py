@@ -14,10 +14,8 @@ file still has the recorded sha256.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import queue
 import threading
 import time
@@ -28,11 +26,29 @@ from typing import Any
 
 import numpy as np
 
+from stratum_kernel.audio_io import write_audio
+from stratum_kernel.digests import file_sha256, frame_digest, frames_digest
+from stratum_kernel.encode import (
+    EncodeParams,
+    PreparedAudio,
+    VideoEncoder,
+    check_film,
+    concat_segments,
+    decoded_digests,
+    prepare_audio,
+)
 from stratum_kernel.errors import RenderError
-from stratum_kernel.model_meta import sha256_file
-from stratum_kernel.paths import write_text_atomic
+from stratum_kernel.jobs import PersistenceWindow, RenderContext, TrackJob
+from stratum_kernel.mixer import soundtrack_mix
+from stratum_kernel.paths import atomic_path, write_text_atomic
+from stratum_kernel.previews import PreviewCollector
+from stratum_kernel.record import AudioRecord, ChunkRecord, FilmRecord, TrackRecord, TrackTiming
+from stratum_kernel.stems import load_stems
 
 log = logging.getLogger(__name__)
+
+#: A run's unfinished parts live in ``<run>/.work/`` (one folder per track), removed at the end.
+WORK = ".work"
 
 _END = object()
 
@@ -40,22 +56,6 @@ _END = object()
 class _Failed:
     def __init__(self, exc: BaseException):
         self.exc = exc
-
-
-def frame_digest(frame: np.ndarray) -> bytes:
-    """sha256 of one frame's raw uint8 bytes (row-major H, W, RGB)."""
-    return hashlib.sha256(memoryview(np.ascontiguousarray(frame)).cast("B")).digest()
-
-
-def frames_digest(digests: Sequence[bytes]) -> str:
-    """The digest of a run of frames: sha256 over the frames' sha256 digests, in order.
-
-    Hashing each frame once serves both the per-chunk and the per-track digest, and the
-    per-track one does not depend on where chunks were cut."""
-    h = hashlib.sha256()
-    for d in digests:
-        h.update(d)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -152,15 +152,16 @@ def run_pipeline(units: Sequence[Unit], decode: Callable[[Unit], np.ndarray],
 class TrackRun:
     """One track of a run: its job, work folder (segments, audio, state) and outputs."""
 
-    def __init__(self, ctx: Any, job: Any, run_dir: Path, work: Path):
-        self.ctx, self.job, self.run_dir, self.work = ctx, job, run_dir, work
+    def __init__(self, ctx: RenderContext, job: TrackJob, run_dir: Path):
+        self.ctx, self.job, self.run_dir = ctx, job, run_dir
+        self.work = run_dir / WORK / job.track_id
         self.work.mkdir(parents=True, exist_ok=True)
-        self.state_path = work / "state.json"
+        self.state_path = self.work / "state.json"
         cf = ctx.config.render.chunk_frames
         n = job.n_frames
         self.chunks = [(i, a, min(a + cf, n)) for i, a in enumerate(range(0, n, cf))]
         self.state = self._load_state()
-        self.timings: dict[str, float] = {}  # seconds per phase (not in meta.json)
+        self.timing = TrackTiming()
 
     def _load_state(self) -> dict:
         fresh = {"track": self.job.track_id, "n_frames": self.job.n_frames,
@@ -186,81 +187,70 @@ class TrackRun:
         done = set()
         for key, rec in self.state["chunks"].items():
             seg = self.segment(int(key))
-            if seg.is_file() and sha256_file(seg) == rec["segment_sha256"]:
+            if seg.is_file() and file_sha256(seg) == rec["segment_sha256"]:
                 done.add(int(key))
         return done
 
 
-def _mixer_meta(job: Any) -> dict | None:
-    spec = getattr(job, "mixer", None)
-    return None if spec is None else spec.to_meta()
-
-
-def _soundtrack_source(run: TrackRun) -> Path:
-    """The audio file to mux: the track's own, or the mixer's mix of its stems (written to
-    ``<work>/mixer_source.wav``) when the track's mixer spec changes the soundtrack."""
-    job = run.job
-    spec = getattr(job, "mixer", None)
-    if spec is None or not spec.affects_soundtrack:
-        return Path(job.audio_path)
-    from stratum_kernel.audio_io import write_audio
-    from stratum_kernel.mixer import soundtrack_mix
-    from stratum_kernel.stems import load_stems
-
-    stem_set = load_stems(run.ctx.album.track(job.track_id))
-    y = soundtrack_mix(stem_set.stems, spec)
-    return Path(write_audio(run.work / "mixer_source.wav",
-                            np.ascontiguousarray(y, dtype=np.float32), stem_set.sr,
-                            subtype="FLOAT"))
-
-
-def _prepare_audio(run: TrackRun) -> dict:
-    from stratum_kernel.encode import prepare_audio
-
-    cfg, job = run.ctx.config, run.job
-    wav = run.work / "audio.wav"
-    rec = run.state.get("audio")
-    mixer = _mixer_meta(job)
-    if (rec and rec.get("mixer") == mixer and wav.is_file()
-            and sha256_file(wav) == rec["wav_sha256"]):
-        return rec
-    src = _soundtrack_source(run)
+def film_audio(ctx: RenderContext, job: TrackJob, wav: Path) -> tuple[PreparedAudio, Path]:
+    """Write a track's film audio to ``wav`` as the render does: its own audio, or the
+    mixer's mix of its stems when the mixer changes the soundtrack (written beside ``wav``),
+    trimmed, resampled and loudness-normalised. Returns it and the file it was made from."""
+    cfg = ctx.config
+    src = Path(job.audio_path)
+    spec = job.mixer
+    if spec is not None and spec.affects_soundtrack:
+        stem_set = load_stems(ctx.album.track(job.track_id))
+        y = soundtrack_mix(stem_set.stems, spec)
+        src = Path(write_audio(wav.with_name(f"{wav.stem}.mixer-source.wav"),
+                               np.ascontiguousarray(y, dtype=np.float32), stem_set.sr,
+                               subtype="FLOAT"))
     pa = prepare_audio(src, wav, start=job.start, end=job.end,
                        sample_rate=cfg.audio.sample_rate, channels=cfg.encode.audio_channels,
                        target_lufs=cfg.audio.normalization)
-    rec = {"file": str(job.audio_path), "sha256": sha256_file(job.audio_path),
-           "start": job.start, "end": job.end, "sample_rate": pa.sample_rate,
-           "samples": pa.samples, "duration": pa.duration, "gain_db": round(pa.gain_db, 6),
-           "loudness_lufs": None if pa.loudness_lufs is None else round(pa.loudness_lufs, 6),
-           "target_lufs": cfg.audio.normalization, "wav_sha256": sha256_file(wav)}
-    if mixer is not None:
-        rec["mixer"] = mixer
-    if src != Path(job.audio_path):
-        rec["mixed_sha256"] = sha256_file(src)
-    run.state["audio"] = rec
+    return pa, src
+
+
+def prepare_track_audio(run: TrackRun) -> AudioRecord:
+    """The track's film audio in ``<work>/audio.wav`` (made once; kept across a resume while
+    the mixer spec is the same), recorded in the track's state."""
+    cfg, job = run.ctx.config, run.job
+    wav = run.work / "audio.wav"
+    rec = run.state.get("audio")
+    mixer = None if job.mixer is None else job.mixer.to_meta()
+    if (rec and rec.get("mixer") == mixer and wav.is_file()
+            and file_sha256(wav) == rec["wav_sha256"]):
+        return AudioRecord.model_validate({k: v for k, v in rec.items() if k != "wav_sha256"})
+    pa, src = film_audio(run.ctx, job, wav)
+    audio = AudioRecord(
+        file=str(job.audio_path), sha256=file_sha256(job.audio_path), start=job.start,
+        end=job.end, sample_rate=pa.sample_rate, samples=pa.samples, duration=pa.duration,
+        gain_db=round(pa.gain_db, 6),
+        loudness_lufs=None if pa.loudness_lufs is None else round(pa.loudness_lufs, 6),
+        target_lufs=cfg.audio.normalization, mixer=mixer,
+        mixed_sha256=file_sha256(src) if src != Path(job.audio_path) else None)
+    run.state["audio"] = {**audio.model_dump(mode="json"), "wav_sha256": file_sha256(wav)}
     run.save_state()
-    return rec
+    return audio
 
 
-def track_already_done(run: TrackRun) -> dict | None:
-    """The track's meta.json entry when an earlier attempt finished it (film intact)."""
+def track_already_done(run: TrackRun) -> TrackRecord | None:
+    """The track's record when an earlier attempt finished it (film intact)."""
     done_rec = run.state.get("done")
     film = run.run_dir / f"{run.job.track_id}.mp4"
-    if done_rec and film.is_file() and sha256_file(film) == done_rec["film"]["sha256"]:
+    if done_rec and film.is_file() and file_sha256(film) == done_rec["film"]["sha256"]:
         log.info("%s: already rendered", run.job.track_id)
-        return done_rec
+        return TrackRecord.model_validate(done_rec)
     return None
 
 
 def record_chunk(run: TrackRun, index: int, start: int, stop: int, digests: Sequence[bytes],
                  segment: Path, worker: str | None = None) -> None:
     """Check a finished chunk's segment and record it in ``state.json`` (atomically)."""
-    from stratum_kernel.encode import check_film
-
     width, height = run.ctx.config.resolution
     check_film(segment, frames=len(digests), fps=run.job.fps, size=(width, height))
     rec = {"start": start, "stop": stop, "frame_digests": [d.hex() for d in digests],
-           "segment_sha256": sha256_file(segment)}
+           "segment_sha256": file_sha256(segment)}
     if worker is not None:
         rec["worker"] = worker
     run.state["chunks"][str(index)] = rec
@@ -269,48 +259,45 @@ def record_chunk(run: TrackRun, index: int, start: int, stop: int, digests: Sequ
              f" on {worker}" if worker else "")
 
 
-def render_chunk(ctx: Any, job: Any, start: int, stop: int, segment: Path, *,
-                 hook: Callable[[int], None] | None = None) -> list[bytes]:
-    """Render frames [start, stop) of ``job`` on their own into the video segment
-    ``segment`` (written under a temporary name, renamed when complete); returns the
-    per-frame digests. Idempotent: running it twice writes the same bytes.
-
-    This is the unit of work of a distributed render: persistence history is decoded
-    again, so the frames equal the sequential pipeline's. hook(frames_done) is called
-    after each decoder batch is encoded (fault injection in tests)."""
-    from stratum_kernel.encode import VideoEncoder
-
-    cfg = ctx.config
-    width, height = cfg.resolution
-    batch = cfg.decoder.batch_size
+def encode_range(window: PersistenceWindow, start: int, stop: int, segment: Path, *,
+                 width: int, height: int, fps: float, params: EncodeParams, batch: int,
+                 on_batch: Callable[[int], None] | None = None) -> list[bytes]:
+    """Frames [start, stop) of a window's job, made in batches of ``batch`` and encoded into
+    the video segment ``segment`` (written under a temporary name, renamed when complete);
+    returns the per-frame digests. ``on_batch(frames_done)`` runs after each batch (progress,
+    cancellation by raising, fault injection)."""
     digests: list[bytes] = []
-    k = job.history_count(start)
-    history = ctx.decode(job, start - k, start) if k else None
-    keep_n = job.postfx.persistence_frames
-    with VideoEncoder(segment, width=width, height=height, fps=job.fps,
-                      params=cfg.encode) as enc:
+    with VideoEncoder(segment, width=width, height=height, fps=fps, params=params) as enc:
         for a in range(start, stop, batch):
             b = min(a + batch, stop)
-            decoded = ctx.decode(job, a, b)
-            k = job.history_count(a)
-            hist = history[len(history) - k:] if (k and history is not None) else None
-            frames = ctx.postfx(job, decoded, a, hist)
-            joined = decoded if history is None else np.concatenate([history, decoded])
-            history = joined[-keep_n:] if keep_n else None
+            frames = window.frames(a, b)
             enc.write(frames)
             digests.extend(frame_digest(f) for f in frames)
-            if hook is not None:
-                hook(b - start)
+            if on_batch is not None:
+                on_batch(b - start)
     return digests
 
 
+def render_chunk(ctx: RenderContext, job: TrackJob, start: int, stop: int, segment: Path, *,
+                 hook: Callable[[int], None] | None = None) -> list[bytes]:
+    """Render frames [start, stop) of ``job`` on their own into the video segment
+    ``segment``; returns the per-frame digests. Idempotent: running it twice writes the
+    same bytes. This is the unit of work of a distributed render: its persistence history
+    is decoded again, so the frames equal the sequential pipeline's."""
+    cfg = ctx.config
+    width, height = cfg.resolution
+    return encode_range(ctx.window(job), start, stop, segment, width=width, height=height,
+                        fps=job.fps, params=cfg.encode, batch=cfg.decoder.batch_size,
+                        on_batch=hook)
+
+
 def render_track_chunks(run: TrackRun, *, progress: bool = True,
-                        on_chunk: Callable[[str, int], None] | None = None) -> dict:
-    """Render, join, check and digest one track; returns its meta.json entry."""
+                        on_chunk: Callable[[str, int], None] | None = None) -> TrackRecord:
+    """Render, join, check and digest one track; returns its record."""
     done_rec = track_already_done(run)
     if done_rec is not None:
         return done_rec
-    audio = _prepare_audio(run)
+    audio = prepare_track_audio(run)
     render_missing_chunks(run, progress=progress, on_chunk=on_chunk)
     return finish_track(run, audio)
 
@@ -319,8 +306,6 @@ def render_missing_chunks(run: TrackRun, *, progress: bool = True,
                           on_chunk: Callable[[str, int], None] | None = None) -> None:
     """Render the chunks not yet recorded as finished through the three-stage pipeline."""
     from tqdm.auto import tqdm
-
-    from stratum_kernel.encode import VideoEncoder
 
     ctx, job, cfg = run.ctx, run.job, run.ctx.config
     width, height = cfg.resolution
@@ -333,23 +318,13 @@ def render_missing_chunks(run: TrackRun, *, progress: bool = True,
         keep.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=job.n_frames, initial=job.n_frames - sum(b - a for _, a, b in todo),
                desc=job.track_id, unit="frame", disable=not progress, leave=False)
-    hist: dict[str, Any] = {"stop": None, "frames": None}
+    window = ctx.window(job)
 
     def decode(u: Unit) -> np.ndarray:
         return ctx.decode(job, u.start, u.stop)
 
     def postfx(u: Unit, decoded: np.ndarray) -> np.ndarray:
-        k = job.history_count(u.start)
-        if hist["stop"] == u.start:
-            prev = hist["frames"]
-            history = prev[len(prev) - k:] if k else None
-        else:  # first unit, or after a skipped (finished) chunk: decode the history again
-            history = ctx.decode(job, u.start - k, u.start) if k else None
-        out = ctx.postfx(job, decoded, u.start, history)
-        keep_n = job.postfx.persistence_frames
-        joined = decoded if history is None else np.concatenate([history, decoded])
-        hist["stop"], hist["frames"] = u.stop, joined[-keep_n:]
-        return out
+        return window.postfx(u.start, decoded)
 
     enc: dict[str, Any] = {"encoder": None, "digests": [], "t": time.perf_counter()}
 
@@ -380,17 +355,15 @@ def render_missing_chunks(run: TrackRun, *, progress: bool = True,
         bar.close()
     rendered = sum(u.stop - u.start for u in units)
     secs = time.perf_counter() - t0
-    run.timings["frames"] = secs
+    run.timing = TrackTiming(frames_rendered=rendered, frames_seconds=round(secs, 3))
     if rendered:
         log.info("%s: %d frames in %.2f s (%.2f fps, %.2fx real time)", job.track_id, rendered,
                  secs, rendered / secs, rendered / secs / fps)
 
 
-def finish_track(run: TrackRun, audio: dict) -> dict:
+def finish_track(run: TrackRun, audio: AudioRecord) -> TrackRecord:
     """Join the track's recorded segments with its audio (no re-encode), check the film,
-    digest it and record the track as done; returns its meta.json entry."""
-    from stratum_kernel.encode import check_film, concat_segments
-
+    digest it and record the track as done; returns its record."""
     job, cfg = run.job, run.ctx.config
     width, height = cfg.resolution
     fps = job.fps
@@ -398,15 +371,16 @@ def finish_track(run: TrackRun, audio: dict) -> dict:
     t0 = time.perf_counter()
     segments = [run.segment(i) for i, _, _ in run.chunks]
     counts = [b - a for _, a, b in run.chunks]
-    concat_segments(segments, counts, film, fps=fps, params=cfg.encode, audio=run.work /
-                    "audio.wav")
-    rep = check_film(film, frames=job.n_frames, fps=fps, audio_duration=audio["duration"],
+    concat_segments(segments, counts, film, fps=fps, params=cfg.encode,
+                    audio=run.work / "audio.wav")
+    rep = check_film(film, frames=job.n_frames, fps=fps, audio_duration=audio.duration,
                      size=(width, height))
-    info = _track_info(run, film, audio, rep)
-    run.timings["finish"] = time.perf_counter() - t0
-    run.state["done"] = info
+    record = _track_record(run, film, audio, rep)
+    record.timing = run.timing.model_copy(
+        update={"finish_seconds": round(time.perf_counter() - t0, 3)})
+    run.state["done"] = record.model_dump(mode="json")
     run.save_state()
-    return info
+    return record
 
 
 def _keep_frames(folder: Path, start: int, frames: np.ndarray) -> None:
@@ -414,29 +388,14 @@ def _keep_frames(folder: Path, start: int, frames: np.ndarray) -> None:
 
     for j, f in enumerate(frames):
         path = folder / f"{start + j:06d}.png"
-        tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}.png")
-        if not cv2.imwrite(str(tmp), np.ascontiguousarray(f[..., ::-1])):
-            raise RenderError(f"{path}: could not write the frame")
-        os.replace(tmp, path)
+        ok, png = cv2.imencode(".png", np.ascontiguousarray(f[..., ::-1]))
+        if not ok:
+            raise RenderError(f"{path}: could not encode the frame as PNG")
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(png.tobytes())
 
 
-def decoded_digests(film: Path, width: int, height: int,
-                    feed: Callable[[int, np.ndarray], None] | None = None) -> list[bytes]:
-    """Per-frame sha256 of a film decoded back to rgb24; ``feed(first_index, block)`` sees
-    every decoded block (previews)."""
-    from stratum_kernel.encode import read_frames
-
-    out: list[bytes] = []
-    for block in read_frames(film, width, height):
-        if feed is not None:
-            feed(len(out), block)
-        out.extend(frame_digest(f) for f in block)
-    return out
-
-
-def _track_info(run: TrackRun, film: Path, audio: dict, rep: Any) -> dict:
-    from stratum_kernel.previews import PreviewCollector
-
+def _track_record(run: TrackRun, film: Path, audio: AudioRecord, rep: Any) -> TrackRecord:
     ctx, job, cfg = run.ctx, run.job, run.ctx.config
     width, height = cfg.resolution
     collector = PreviewCollector(job.track_id, job.features, run.run_dir / "previews")
@@ -449,33 +408,19 @@ def _track_info(run: TrackRun, film: Path, audio: dict, rep: Any) -> dict:
         rec = run.state["chunks"][str(i)]
         pre = [bytes.fromhex(h) for h in rec["frame_digests"]]
         all_frames.extend(pre)
-        chunk = {"index": i, "start": a, "stop": b, "frames_sha256": frames_digest(pre),
-                 "decoded_sha256": frames_digest(decoded[a:b])}
-        if "worker" in rec:
-            chunk["worker"] = rec["worker"]
-        chunks.append(chunk)
-    plan = job.plan
-    return {
-        "id": job.track_id,
-        "audio": {k: v for k, v in audio.items() if k != "wav_sha256"},
-        "fps": job.fps,
-        "start": job.start,
-        "end": job.end,
-        "frames": job.n_frames,
-        "duration": job.n_frames / job.fps,
-        "seed": job.seed,
-        "postfx_seed": job.postfx_seed,
-        "preset": job.preset.name,
-        "preset_resolved": job.preset.model_dump(mode="json"),
-        "postfx": job.postfx.model_dump(mode="json"),
-        "controller_notes": list(getattr(plan, "notes", [])),
-        "chunk_frames": cfg.render.chunk_frames,
-        "chunks": chunks,
-        "frames_sha256": frames_digest(all_frames),
-        "decoded_sha256": frames_digest(decoded),
-        "film": {"file": film.name, "sha256": sha256_file(film), "video_frames": rep.video_frames,
-                 "audio_duration": rep.audio_duration, "width": width, "height": height},
-        "previews": previews,
-        "provider": ctx.decoder.provider,
-        **({"mixer": job.mixer.to_meta()} if getattr(job, "mixer", None) is not None else {}),
-    }
+        chunks.append(ChunkRecord(index=i, start=a, stop=b, frames_sha256=frames_digest(pre),
+                                  decoded_sha256=frames_digest(decoded[a:b]),
+                                  worker=rec.get("worker")))
+    return TrackRecord(
+        id=job.track_id, audio=audio, fps=job.fps, start=job.start, end=job.end,
+        frames=job.n_frames, duration=job.n_frames / job.fps, seed=job.seed,
+        postfx_seed=job.postfx_seed, preset=job.preset.name,
+        preset_resolved=job.preset.model_dump(mode="json"),
+        postfx=job.postfx.model_dump(mode="json"), controller_notes=list(job.plan.notes),
+        chunk_frames=cfg.render.chunk_frames, chunks=chunks,
+        frames_sha256=frames_digest(all_frames), decoded_sha256=frames_digest(decoded),
+        film=FilmRecord(file=film.name, sha256=file_sha256(film), video_frames=rep.video_frames,
+                        audio_duration=rep.audio_duration, width=width, height=height),
+        previews=previews, provider=ctx.decoder.provider,
+        mixer=None if job.mixer is None else job.mixer.to_meta(),
+    )

@@ -31,25 +31,25 @@ import json
 import logging
 import math
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from stratum_kernel.errors import AudioError, ModelError, StratumError
-from stratum_kernel.paths import cache_dir
+from stratum_kernel.album import Track
+from stratum_kernel.audio_io import check_audio, load_audio
+from stratum_kernel.demucs_backend import WEIGHTS_ENV, DemucsSeparator
+from stratum_kernel.digests import file_sha256
+from stratum_kernel.dsp import median_filter_axis, stft
+from stratum_kernel.errors import ModelError, StratumError
+from stratum_kernel.paths import atomic_dir, cache_dir
 from stratum_kernel.timeline import STEM_NAMES
-
-if TYPE_CHECKING:
-    from stratum_kernel.album import Track
 
 log = logging.getLogger(__name__)
 
 SEPARATION_VERSION = 1
-WEIGHTS_ENV = "STRATUM_DEMUCS_WEIGHTS"
 BACKENDS = ("auto", "dsp", "demucs")
 _EPS = 1e-12
 
@@ -95,13 +95,7 @@ class DSPSeparatorParams(BaseModel):
 
 def _stft(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     """complex64 [..., T, F]: centred STFT (:func:`_window`), T = 1 + samples // hop."""
-    import scipy.fft
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    half = n_fft // 2
-    pad = [(0, 0)] * (y.ndim - 1) + [(half, half)]
-    frames = sliding_window_view(np.pad(y, pad), n_fft, axis=-1)[..., ::hop, :]
-    return scipy.fft.rfft(frames * _window(n_fft, hop), axis=-1)
+    return stft(y, n_fft, hop, _window(n_fft, hop))
 
 
 def _window(n: int, hop: int) -> np.ndarray:
@@ -197,8 +191,6 @@ def dsp_frame(sr: int, params: DSPSeparatorParams) -> tuple[int, int]:
 def dsp_masks(spec: np.ndarray, sr: int, params: DSPSeparatorParams) -> dict[str, np.ndarray]:
     """Soft masks float32 [T, F] for 'drums', 'bass' and 'vocals' from the STFT ``spec``
     [channels, T, F] (``other`` is one minus their sum; all four lie in [0, 1])."""
-    from stratum_kernel.features import median_filter_axis
-
     channels = spec.shape[0]
     n_fft, hop = dsp_frame(sr, params)
     freqs = np.arange(spec.shape[-1], dtype=np.float64) * sr / n_fft
@@ -262,24 +254,13 @@ def separate_dsp(
     ``y`` to float32 rounding.
     """
     params = params or DSPSeparatorParams()
-    y = _check_audio(y)
+    y = check_audio(y)
     n = y.shape[1]
     n_fft, hop = dsp_frame(sr, params)
     spec = _stft(y, n_fft, hop)  # [C, T, F]
     out = {name: _istft(spec * m, n_fft, hop, n) for name, m in dsp_masks(spec, sr, params).items()}
     out["other"] = y - out["drums"] - out["bass"] - out["vocals"]
     return {s: np.ascontiguousarray(out[s], dtype=np.float32) for s in STEM_NAMES}
-
-
-def _check_audio(y: np.ndarray) -> np.ndarray:
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim == 1:
-        y = y[None, :]
-    if y.ndim != 2 or y.shape[1] == 0:
-        raise AudioError(f"separation needs audio [channels, samples], got shape {y.shape}")
-    if not np.isfinite(y).all():
-        raise AudioError("separation input contains NaN or infinite samples")
-    return y
 
 
 # ------------------------------------------------------------------ Demucs
@@ -346,8 +327,6 @@ def separate(
     stat = path.stat()
     key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"  # a replaced file reloads
     if key not in _DEMUCS_CACHE:
-        from stratum_kernel.demucs_backend import DemucsSeparator
-
         _DEMUCS_CACHE[key] = DemucsSeparator(path)
     return _DEMUCS_CACHE[key](y, sr)
 
@@ -359,8 +338,6 @@ def separation_key(backend: str = "auto", weights: str | Path | None = None) -> 
     if name == "dsp":
         digest = hashlib.sha256(DSPSeparatorParams().model_dump_json().encode()).hexdigest()
         return f"dsp-v{SEPARATION_VERSION}-{digest[:8]}"
-    from stratum_kernel.feature_cache import file_sha256
-
     assert path is not None
     files = sorted(path.rglob("*")) if path.is_dir() else [path]
     h = hashlib.sha256()
@@ -406,9 +383,6 @@ def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 
 def _load_bundled(track: Track) -> StemSet:
-    from stratum_kernel.audio_io import load_audio
-    from stratum_kernel.feature_cache import file_sha256
-
     assert track.stem_paths is not None
     stems, keys = {}, []
     for name in STEM_NAMES:
@@ -450,10 +424,7 @@ def _write_cached(folder: Path, stem_set: StemSet) -> None:
 
     peak = max(float(np.max(np.abs(a))) if a.size else 0.0 for a in stem_set.stems.values())
     scale = peak / 0.999 if peak > 0.999 else 1.0  # one factor for all: levels stay relative
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(folder) as tmp:
         files = {}
         for name in STEM_NAMES:
             path = tmp / f"{name}.flac"
@@ -469,10 +440,6 @@ def _write_cached(folder: Path, stem_set: StemSet) -> None:
             "files": files,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_stems(
@@ -493,8 +460,6 @@ def load_stems(
     """
     if track.stem_paths:
         return _load_bundled(track)
-    from stratum_kernel.feature_cache import file_sha256
-
     root = Path(cache_root) if cache_root is not None else cache_dir() / "stems"
     sep_key = separation_key(backend, weights)
     audio_hash = file_sha256(track.audio_path, memo_dir=root / "hashes")
@@ -504,8 +469,6 @@ def load_stems(
     if cached is not None and cached.key == f"{audio_hash[:16]}:{sep_key}":
         return cached
     if audio is None:
-        from stratum_kernel.audio_io import load_audio
-
         audio = load_audio(track.audio_path)
     y, sr = audio
     source = sep_key.split("-", 1)[0]
@@ -516,12 +479,3 @@ def load_stems(
     except OSError as err:
         log.warning("could not cache stems in %s: %s", folder, err)
     return stem_set
-
-
-def __getattr__(name: str) -> Any:
-    # The Demucs backend lives in its own module (it imports this one); re-exported here.
-    if name in ("DemucsSeparator", "save_demucs_model"):
-        from stratum_kernel import demucs_backend
-
-        return getattr(demucs_backend, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

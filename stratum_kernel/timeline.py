@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: The four stems, in stacking order (drums at the core of the waveform view).
 STEM_NAMES: tuple[str, ...] = ("drums", "bass", "other", "vocals")
+#: The series every stem has on the timeline (``FrameFeatures.stems[stem][series]``).
+STEM_SERIES: tuple[str, ...] = ("envelope", "onset")
 
 
 def frame_count(duration: float, fps: float) -> int:
@@ -27,16 +30,13 @@ def frame_times(n_frames: int, fps: float, start: float = 0.0) -> np.ndarray:
     return start + np.arange(n_frames, dtype=np.float64) / float(fps)
 
 
-def sample_series(
-    series: np.ndarray, series_rate: float, times: np.ndarray, *, mode: str = "linear"
-) -> np.ndarray:
-    """Sample a feature series (rate ``series_rate`` Hz, value k at ``k / series_rate``)
-    at ``times`` seconds.
+def sample_series(series: np.ndarray, series_rate: float, times: np.ndarray) -> np.ndarray:
+    """Linear interpolation of a feature series (rate ``series_rate`` Hz, value k at
+    ``k / series_rate``) at ``times`` seconds (for envelopes; onsets use
+    :func:`stratum_kernel.feature_frames.sample_peaks`).
 
-    ``series``: [T] or [C, T]. ``mode='linear'`` interpolates (for envelopes);
-    ``mode='max'`` takes the maximum over each frame's span (for onsets, so that a
-    one-hop spike is never missed between frames). Returns float32 [len(times)] or
-    [C, len(times)]; times past the end hold the last value.
+    ``series``: [T] or [C, T]. Returns float32 [len(times)] or [C, len(times)]; times past
+    the end hold the last value.
     """
     series = np.asarray(series, dtype=np.float32)
     squeeze = series.ndim == 1
@@ -45,30 +45,9 @@ def sample_series(
     pos = np.asarray(times, dtype=np.float64) * series_rate
     if n == 0:
         out = np.zeros((s2.shape[0], len(times)), dtype=np.float32)
-    elif mode == "linear":
+    else:
         grid = np.arange(n, dtype=np.float64)
         out = np.stack([np.interp(pos, grid, row) for row in s2]).astype(np.float32)
-    elif mode == "max":
-        if len(times) > 1:
-            step = float(np.median(np.diff(times))) * series_rate
-        else:
-            step = 1.0
-        lo = np.floor(pos - step / 2).astype(np.int64) + 1
-        hi = np.floor(pos + step / 2).astype(np.int64) + 1
-        # above the series rate a frame's span can hold no sample: take the nearest one
-        # (never the next one, which would move an onset up to a hop early)
-        empty = hi <= lo
-        nearest = np.rint(pos).astype(np.int64)
-        lo = np.clip(np.where(empty, nearest, lo), 0, n - 1)
-        hi = np.clip(np.where(empty, nearest + 1, hi), 1, n)
-        hi = np.maximum(hi, lo + 1)
-        # running maximum over [lo, hi) with a sparse table would be faster; spans are
-        # a handful of hops, so a small loop over the widest span is enough.
-        width = int((hi - lo).max()) if len(lo) else 1
-        idx = np.minimum(lo[:, None] + np.arange(width)[None, :], (hi - 1)[:, None])
-        out = s2[:, idx].max(axis=2).astype(np.float32)
-    else:
-        raise ValueError(f"unknown sampling mode {mode!r}")
     return out[0] if squeeze else out
 
 
@@ -83,7 +62,6 @@ class FrameFeatures:
         series) are scaled against the whole album, so a quiet track stays quiet.
     stems: stem name -> {'envelope': [n_frames], 'onset': [n_frames]}, in [0, 1].
     beat_frames: int64 [B], the frame index of each beat inside this range.
-    beat_phase: float32 [n_frames] in [0, 1): how far each frame is through its beat.
     tempo: the bpm of the beat grid (tracklist bpm when given, else the estimate).
     markers: section marker times in track seconds; section: int32 [n_frames], the
         index of the section each frame falls in (0 before the first marker).
@@ -96,7 +74,6 @@ class FrameFeatures:
     values: dict[str, np.ndarray]
     stems: dict[str, dict[str, np.ndarray]]
     beat_frames: np.ndarray
-    beat_phase: np.ndarray
     tempo: float
     markers: tuple[float, ...] = ()
     section: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
@@ -110,33 +87,9 @@ class FrameFeatures:
             for name, arr in series.items():
                 if arr.shape[-1] != n:
                     raise ValueError(f"stem {stem}.{name} has {arr.shape[-1]} frames, not {n}")
-        if self.beat_phase.shape != (n,):
-            raise ValueError(f"beat_phase has shape {self.beat_phase.shape}, expected ({n},)")
         if self.section.shape != (n,):
             object.__setattr__(self, "section", np.zeros(n, dtype=np.int32))
 
     def times(self) -> np.ndarray:
         """float64 [n_frames]: track time of each frame in seconds."""
         return frame_times(self.n_frames, self.fps, self.start)
-
-    def slice(self, start_frame: int, stop_frame: int) -> FrameFeatures:
-        """The frames ``[start_frame, stop_frame)`` as their own FrameFeatures."""
-        start_frame = max(0, start_frame)
-        stop_frame = min(self.n_frames, stop_frame)
-        sl = slice(start_frame, stop_frame)
-        beats = self.beat_frames[
-            (self.beat_frames >= start_frame) & (self.beat_frames < stop_frame)
-        ]
-        return FrameFeatures(
-            track_id=self.track_id,
-            fps=self.fps,
-            start=self.start + start_frame / self.fps,
-            n_frames=stop_frame - start_frame,
-            values={k: v[..., sl] for k, v in self.values.items()},
-            stems={s: {k: v[..., sl] for k, v in d.items()} for s, d in self.stems.items()},
-            beat_frames=beats - start_frame,
-            beat_phase=self.beat_phase[sl],
-            tempo=self.tempo,
-            markers=self.markers,
-            section=self.section[sl],
-        )

@@ -9,14 +9,13 @@ collected, so one run of ``stratum verify`` names all of them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stratum_kernel.errors import RenderError, StratumError
-from stratum_kernel.model_meta import sha256_file
-
-RUN_FORMAT = "stratum-run/1"
+from stratum_kernel.digests import file_sha256, frames_digest
+from stratum_kernel.encode import check_film, decoded_digests
+from stratum_kernel.errors import StratumError
+from stratum_kernel.record import RunRecord
 
 
 @dataclass
@@ -38,36 +37,12 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def _load_meta(run_dir: Path) -> dict:
-    path = run_dir / "meta.json"
-    if not path.is_file():
-        raise RenderError(f"{path}: not found; is {run_dir} a finished stratum run folder?")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise RenderError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
-    if not isinstance(meta, dict):
-        raise RenderError(f"{path}: expected a JSON object, got {type(meta).__name__}")
-    if meta.get("format") != RUN_FORMAT:
-        raise RenderError(f"{path}: field 'format' is {meta.get('format')!r}, not {RUN_FORMAT!r}")
-    tracks = meta.get("tracks", [])
-    if not isinstance(tracks, list) or not all(isinstance(t, dict) for t in tracks):
-        raise RenderError(f"{path}: field 'tracks' must be a list of track objects "
-                          "(the file was edited or damaged)")
-    if not isinstance(meta.get("album") or {}, dict):
-        raise RenderError(f"{path}: field 'album' must be an object (the file was edited or "
-                          "damaged)")
-    return meta
-
-
 def _check_film(report: VerifyReport, path: Path, *, sha: str, frames: int, fps: float,
                 audio_duration: float | None, size: tuple[int, int]) -> bool:
-    from stratum_kernel.encode import check_film
-
     if not path.is_file():
         report.problems.append(f"{path.name}: missing")
         return False
-    actual = sha256_file(path)
+    actual = file_sha256(path)
     if actual != sha:
         report.problems.append(
             f"{path.name}: sha256 {actual[:12]}… differs from meta.json ({sha[:12]}…)"
@@ -84,55 +59,41 @@ def _check_film(report: VerifyReport, path: Path, *, sha: str, frames: int, fps:
 
 def verify_run(run_dir: str | Path, *, decode: bool = True) -> VerifyReport:
     """Check a run folder against its meta.json; ``decode=False`` skips the frame digests."""
-    from stratum_kernel.render_pipeline import decoded_digests, frames_digest
-
     run_dir = Path(run_dir)
-    meta = _load_meta(run_dir)
+    record = RunRecord.load(run_dir / "meta.json")
     report = VerifyReport(run_dir)
     total = 0
-    for t in meta.get("tracks", []):
-        try:
-            tid, fps, n = t["id"], float(t["fps"]), int(t["frames"])
-            film = t["film"]
-            size = (int(film["width"]), int(film["height"]))
-            path = run_dir / Path(film["file"]).name
-        except (KeyError, TypeError, ValueError) as err:
-            report.problems.append(f"meta.json: track entry is incomplete ({err})")
-            continue
-        total += n
-        ok = _check_film(report, path, sha=film["sha256"], frames=n, fps=fps,
-                         audio_duration=t.get("audio", {}).get("duration"), size=size)
+    for t in record.tracks:
+        size = (t.film.width, t.film.height)
+        path = run_dir / Path(t.film.file).name
+        total += t.frames
+        ok = _check_film(report, path, sha=t.film.sha256, frames=t.frames, fps=t.fps,
+                         audio_duration=t.audio.duration, size=size)
         if ok and decode:
             digests = decoded_digests(path, *size)
-            bad = [c["index"] for c in t.get("chunks", [])
-                   if frames_digest(digests[c["start"]:c["stop"]]) != c["decoded_sha256"]]
+            bad = [c.index for c in t.chunks
+                   if frames_digest(digests[c.start:c.stop]) != c.decoded_sha256]
             if bad:
                 report.problems.append(
                     f"{path.name}: decoded frames differ from meta.json in chunk(s) "
                     f"{', '.join(map(str, bad))}"
                 )
-            elif frames_digest(digests) != t.get("decoded_sha256"):
+            elif frames_digest(digests) != t.decoded_sha256:
                 report.problems.append(f"{path.name}: decoded frame digest differs")
             else:
                 report.checked.append(f"{path.name}: decoded frames match "
-                                      f"{len(t.get('chunks', []))} chunk digest(s)")
-        for name in t.get("previews", []):
-            if not (run_dir / "previews" / Path(str(name)).name).is_file():
+                                      f"{len(t.chunks)} chunk digest(s)")
+        for name in t.previews:
+            if not (run_dir / "previews" / Path(name).name).is_file():
                 report.problems.append(f"previews/{name}: missing")
-        if tid and t.get("previews"):
-            report.checked.append(f"{tid}: {len(t['previews'])} preview file(s)")
-    album = meta.get("album")
-    if album and meta.get("tracks"):
-        try:
-            fps = float(meta["tracks"][0]["fps"])
-            first = meta["tracks"][0]["film"]
-            size = (int(first["width"]), int(first["height"]))
-        except (KeyError, TypeError, ValueError) as err:
-            report.problems.append(f"meta.json: the album entry cannot be checked ({err!r})")
-            return report
-        album_film = run_dir / Path(str(album.get("file", "album.mp4"))).name
-        _check_film(report, album_film, sha=str(album.get("sha256", "")),
-                    frames=total, fps=fps, audio_duration=total / fps, size=size)
-    elif not meta.get("tracks"):
+        if t.previews:
+            report.checked.append(f"{t.id}: {len(t.previews)} preview file(s)")
+    if not record.tracks:
         report.problems.append("meta.json: lists no tracks")
+    elif record.album is not None:
+        first = record.tracks[0]
+        fps = first.fps
+        album_film = run_dir / Path(record.album.file).name
+        _check_film(report, album_film, sha=record.album.sha256, frames=total, fps=fps,
+                    audio_duration=total / fps, size=(first.film.width, first.film.height))
     return report

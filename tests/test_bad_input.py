@@ -237,16 +237,17 @@ def test_preset_yaml_sweep(preset_base, tmp_path_factory, data):
 
 
 def _viz_base() -> dict:
-    from stratum_kernel.viz.params import PARAM_MODELS
+    from stratum_kernel.viz.registry import KINDS
 
-    return {"visualizations": {k: m().model_dump() for k, m in PARAM_MODELS.items()},
+    return {"visualizations": {k: v.params().model_dump() for k, v in KINDS.items()},
             "other": {"kept": True}}
 
 
 @SETTINGS
 @given(data=st.data())
 def test_visualization_settings_sweep(tmp_path_factory, data):
-    from stratum_kernel.viz.params import PARAM_MODELS, SettingsWarning, VisualizationSettings
+    from stratum_kernel.viz.registry import KINDS
+    from stratum_kernel.viz.settings import SettingsWarning, VisualizationSettings
 
     doc, path, kind = data.draw(mutated(_viz_base()))
     p = tmp_path_factory.mktemp("viz") / "stratum_settings.yaml"
@@ -255,11 +256,11 @@ def test_visualization_settings_sweep(tmp_path_factory, data):
         warnings.simplefilter("always")
         try:
             s = VisualizationSettings(p).load()
-            values = {k: s.get(k) for k in PARAM_MODELS}
+            values = {k: s.get(k) for k in KINDS}
         except Exception as err:  # pragma: no cover
             pytest.fail(f"{type(err).__name__} escaped loading {path} ({kind}): {err!r}")
     for k, v in values.items():  # every view still has complete, valid parameters
-        assert isinstance(v, PARAM_MODELS[k])
+        assert isinstance(v, KINDS[k].params)
     texts = [str(w.message) for w in caught if issubclass(w.category, SettingsWarning)]
     for t in texts:
         assert str(p) in t
@@ -272,9 +273,10 @@ def test_visualization_settings_sweep(tmp_path_factory, data):
        data=st.data())
 def test_visualization_set_sweep(tmp_path_factory, kind, data):
     from stratum_kernel.errors import ConfigError
-    from stratum_kernel.viz.params import PARAM_MODELS, VisualizationSettings
+    from stratum_kernel.viz.registry import KINDS
+    from stratum_kernel.viz.settings import VisualizationSettings
 
-    field = data.draw(st.sampled_from(sorted(PARAM_MODELS[kind].model_fields)))
+    field = data.draw(st.sampled_from(sorted(KINDS[kind].params.model_fields)))
     value = data.draw(junk)
     s = VisualizationSettings(tmp_path_factory.mktemp("vs") / "s.yaml")
     before = s.get(kind)

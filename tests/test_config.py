@@ -12,16 +12,21 @@ import pytest
 from stratum_kernel.album import load_album
 from stratum_kernel.config import (
     RenderConfig,
-    add_override_arguments,
     album_problems,
-    apply_overrides,
     load_render_config,
-    overrides_from_cli,
     parse_resolution,
     validate_against_album,
 )
 from stratum_kernel.errors import ConfigError
+from stratum_kernel.overrides import add_override_arguments, overrides_from_cli
+from stratum_kernel.overrides import apply_overrides as _apply
 from stratum_kernel.paths import project_root
+
+KNOWN = list(RenderConfig.model_fields)
+
+
+def apply_overrides(raw, overrides):
+    return _apply(raw, overrides, known=KNOWN)
 
 
 def write(tmp_path: Path, text: str, name: str = "render.yaml") -> Path:

@@ -66,11 +66,10 @@ def synthetic_features(
         "chroma": rng.random((12, n)) * level,
     }
     vals = {k: np.asarray(v, dtype=np.float32) for k, v in vals.items()}
-    phase = ((np.arange(n) % beat_every) / beat_every).astype(np.float32)
     section = np.searchsorted(np.asarray(markers, dtype=float), t, side="right")
     return FrameFeatures(
         track_id=track_id, fps=FPS, start=0.0, n_frames=n, values=vals, stems=stems or {},
-        beat_frames=beats, beat_phase=phase, tempo=60.0 * FPS / beat_every,
+        beat_frames=beats, tempo=60.0 * FPS / beat_every,
         markers=tuple(markers), section=section.astype(np.int32),
     )
 
@@ -264,13 +263,12 @@ def test_tempo_pulses_land_on_the_beat_grid(model, subdivision, every):
 
 def test_tempo_pulses_follow_irregular_beat_frames(model):
     """Beat frames are rounded beat times: the pulse peaks on them even when the grid is
-    uneven and beat_phase (continuous time) disagrees by a frame."""
+    uneven."""
     preset = quiet(tempo_sync={"enabled": True, "subdivision": 1.0, "decay": 0.2,
                                "target": "postfx:exposure", "amount": 1.0, "follow_rms": 0.0})
     ff = synthetic_features(120, beat_every=12)
     beats = np.array([5, 16, 29, 40, 53, 64], dtype=np.int64)
-    phase = np.full(120, 0.97, dtype=np.float32)  # deliberately useless
-    ff = FrameFeatures(**{**ff.__dict__, "beat_frames": beats, "beat_phase": phase})
+    ff = FrameFeatures(**{**ff.__dict__, "beat_frames": beats})
     plan = LatentController(model, preset, seed=0, track_id="t1").plan(ff)
     pulse = plan.tempo_pulse
     assert np.array_equal(np.flatnonzero(pulse > 0.999), beats)

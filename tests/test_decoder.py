@@ -11,8 +11,9 @@ import pytest
 
 from stratum_kernel import decoder as decoder_mod
 from stratum_kernel.decoder import DecoderParams, FrameDecoder, to_uint8
+from stratum_kernel.digests import file_sha256
 from stratum_kernel.errors import ModelError, RenderError
-from stratum_kernel.model_meta import load_model, sha256_file
+from stratum_kernel.model_meta import load_model
 
 
 def _latents(n: int, seed: int = 0) -> np.ndarray:
@@ -152,8 +153,8 @@ def test_torch_backend_matches_onnx_runtime(tmp_path, tiny_model_dir):
         opset_version=18, dynamo=False,
     )
     meta = json.loads((tiny_model_dir / "meta.json").read_text())
-    meta["onnx"]["sha256"] = sha256_file(model_dir / "generator.onnx")
-    meta["weights"] = {"file": "g.safetensors", "sha256": sha256_file(model_dir / "g.safetensors")}
+    meta["onnx"]["sha256"] = file_sha256(model_dir / "generator.onnx")
+    meta["weights"] = {"file": "g.safetensors", "sha256": file_sha256(model_dir / "g.safetensors")}
     (model_dir / "meta.json").write_text(json.dumps(meta))
     model = load_model(model_dir)
     z = _latents(3, seed=9)

@@ -12,13 +12,9 @@ pytest.importorskip("demucs", reason="the Demucs backend needs the 'demucs' pack
 torch = pytest.importorskip("torch")
 
 from stratum_kernel import stems as st  # noqa: E402
+from stratum_kernel.demucs_backend import DemucsSeparator, save_demucs_model  # noqa: E402
 from stratum_kernel.errors import ModelError  # noqa: E402
-from stratum_kernel.stems import (  # noqa: E402
-    DemucsSeparator,
-    save_demucs_model,
-    separate,
-    separation_key,
-)
+from stratum_kernel.stems import separate, separation_key  # noqa: E402
 
 SR = 22050
 

@@ -13,7 +13,8 @@ import pytest
 
 from stratum_kernel.album import load_album
 from stratum_kernel.errors import ConfigError, RenderError
-from stratum_kernel.render import RenderContext, render_album
+from stratum_kernel.jobs import RenderContext
+from stratum_kernel.render import render_album
 from tests.test_render import NumpyAnalysis, make_config, sha, write_album
 
 distributed = pytest.importorskip("distributed")
@@ -56,14 +57,13 @@ def local(album_dir, tiny_model_dir, tmp_path_factory):
 def assert_identical(res, local) -> None:
     for name in ("track1.mp4", "track2.mp4", "album.mp4"):
         assert sha(res.run_dir / name) == sha(local.run_dir / name), name
-    base = {t["id"]: t for t in local.meta["tracks"]}
-    for t in res.meta["tracks"]:
-        b = base[t["id"]]
-        assert t["frames_sha256"] == b["frames_sha256"]
-        assert t["decoded_sha256"] == b["decoded_sha256"]
-        assert [c["frames_sha256"] for c in t["chunks"]] == [
-            c["frames_sha256"] for c in b["chunks"]]
-    assert res.meta["album"]["sha256"] == local.meta["album"]["sha256"]
+    base = {t.id: t for t in local.record.tracks}
+    for t in res.record.tracks:
+        b = base[t.id]
+        assert t.frames_sha256 == b.frames_sha256
+        assert t.decoded_sha256 == b.decoded_sha256
+        assert [c.frames_sha256 for c in t.chunks] == [c.frames_sha256 for c in b.chunks]
+    assert res.record.album.sha256 == local.record.album.sha256
     assert sorted(p.name for p in (res.run_dir / "previews").iterdir()) == sorted(
         p.name for p in (local.run_dir / "previews").iterdir())
     assert not (res.run_dir / ".work").exists()
@@ -82,12 +82,12 @@ def test_cluster_render_is_identical_to_local(local, album_dir, tiny_model_dir, 
     res = run(album_dir, tiny_model_dir, tmp_path, "dist", scheduler=client,
               shared_storage=shared, on_chunk=lambda t, c: done.append((t, c)))
     assert_identical(res, local)
-    d = res.meta["distributed"]
+    d = res.record.distributed
     assert d["shared_storage"] is (shared is None)  # one machine: the probe is seen
     assert d["tasks"] == 6 and sorted(done) == [(t, i) for t in ("track1", "track2")
                                                  for i in range(3)]
     workers = worker_addresses(client)
-    chunk_workers = [c["worker"] for t in res.meta["tracks"] for c in t["chunks"]]
+    chunk_workers = [c.worker for t in res.record.tracks for c in t.chunks]
     assert set(chunk_workers) <= workers and set(d["workers"]) == set(chunk_workers)
     assert all(w["model_loads"] == 1 for w in d["workers"].values())  # once per worker
     names = {str(i["name"]) for i in client.scheduler_info()["workers"].values()}
@@ -113,9 +113,9 @@ def test_worker_killed_mid_chunk_is_retried_elsewhere(local, album_dir, tiny_mod
               worker_hook=kill_once)
     assert marker.exists()  # a worker really died mid-chunk
     assert_identical(res, local)
-    t1 = res.meta["tracks"][0]
-    assert [c["index"] for c in t1["chunks"]] == [0, 1, 2]  # nothing lost or duplicated
-    assert res.meta["distributed"]["tasks"] == 6
+    t1 = res.record.tracks[0]
+    assert [c.index for c in t1.chunks] == [0, 1, 2]  # nothing lost or duplicated
+    assert res.record.distributed["tasks"] == 6
     client.wait_for_workers(2, timeout=120)  # the nanny restarted it
     assert worker_addresses(client) != before or len(before) == 2
 
@@ -169,15 +169,14 @@ def test_cli_scheduler_flag(monkeypatch, tmp_path):
 def test_chunk_task_alone_equals_the_render_frames(album_dir, tiny_model_dir, tmp_path):
     """The task body, run in this process: both storage modes give the same bytes and the
     digests of exactly the frames RenderContext.frames computes; a foreign model refuses."""
+    from stratum_kernel.digests import file_sha256, frame_digest
     from stratum_kernel.distributed import chunk_task, describe
-    from stratum_kernel.model_meta import sha256_file
-    from stratum_kernel.render_pipeline import frame_digest
 
     cfg = make_config(album_dir, tiny_model_dir, tmp_path, "t", render__chunk_frames=8)
     album = load_album(album_dir)
     ctx = RenderContext(cfg, album=album, analysis=NumpyAnalysis(album))
     job = ctx.job("track1")
-    model_sha = sha256_file(ctx.model.onnx_path)
+    model_sha = file_sha256(ctx.model.onnx_path)
     ticks: list = []
     as_bytes = chunk_task(cfg, model_sha, job, 1, 8, 16, None,
                           lambda t, c, done: ticks.append((t, c, done)))
@@ -275,5 +274,5 @@ def test_local_run_resumes_on_the_cluster(local, album_dir, tiny_model_dir, tmp_
                        on_chunk=lambda t, c: done.append((t, c)))
     assert ("track1", 0) not in done and len(done) == 5  # chunk 0 was kept
     assert_identical(res, local)
-    t1 = res.meta["tracks"][0]["chunks"]
-    assert "worker" not in t1[0] and t1[1]["worker"].startswith("tcp://127.0.0.1:")
+    t1 = res.record.tracks[0].chunks
+    assert t1[0].worker is None and t1[1].worker.startswith("tcp://127.0.0.1:")

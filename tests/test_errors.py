@@ -1,6 +1,7 @@
 from pydantic import BaseModel, ValidationError, model_validator
 
-from stratum_kernel.errors import ConfigError, format_validation_error
+from stratum_kernel.errors import ConfigError
+from stratum_kernel.schema import validation_error
 
 
 class _Span(BaseModel):
@@ -18,7 +19,7 @@ def _error(data) -> ConfigError:
     try:
         _Span.model_validate(data)
     except ValidationError as err:
-        return format_validation_error("span.yaml", err)
+        return validation_error("span.yaml", err)
     raise AssertionError("expected a validation error")
 
 

@@ -241,7 +241,7 @@ def test_cuda_provider_failure_falls_back_to_cpu(tiny_model, monkeypatch, caplog
 def test_corrupt_feature_cache_is_recomputed(make_album, tmp_path, caplog):
     """A cache file cut short by a crash, or another track's file under this name."""
     from stratum_kernel.album import load_album
-    from stratum_kernel.features import FeatureCache
+    from stratum_kernel.feature_cache import FeatureCache
 
     album = load_album(make_album(2, duration=1.0, stems=False))
     cache = FeatureCache(tmp_path / "features")
@@ -324,7 +324,7 @@ def test_disk_full_while_writing_run_files(album_dir, tiny_model_dir, tmp_path, 
     real_write_text = Path.write_text
 
     def full(self, *args, **kwargs):
-        if self.name.startswith("meta.json.tmp-"):
+        if self.name.startswith("meta.tmp-"):
             real_write_text(self, "{\"partial", encoding="utf-8")  # a torn write...
             raise OSError(errno.ENOSPC, "No space left on device", str(self))
         return real_write_text(self, *args, **kwargs)
@@ -339,7 +339,7 @@ def test_disk_full_while_writing_run_files(album_dir, tiny_model_dir, tmp_path, 
     run = tmp_path / "out" / "full"
     assert not (run / "meta.json").exists()
     monkeypatch.setattr(Path, "write_text", real_write_text)
-    for p in run.glob("meta.json.tmp-*"):  # ...that the user may find, under a temp name
+    for p in run.glob("meta.tmp-*"):  # ...that the user may find, under a temp name
         p.unlink()
     assert main(["render", "--config", str(cfg), "--run-id", "full", "--tracks", "track1",
                  "--no-progress", "--resume"]) == 0

@@ -12,17 +12,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from stratum_kernel import digests
 from stratum_kernel import feature_cache as fc
 from stratum_kernel.album import load_album
+from stratum_kernel.digests import file_sha256
+from stratum_kernel.feature_cache import AlbumAnalysis, FeatureCache, analyze_album
 from stratum_kernel.features import (
-    AlbumAnalysis,
-    FeatureCache,
     FeatureCacheError,
     FeatureParams,
     TrackFeatures,
-    analyze_album,
     compute_features,
-    file_sha256,
 )
 from tests.fixtures_audio import click_track, sine
 
@@ -161,7 +160,7 @@ def test_file_sha256_memo(tmp_path, monkeypatch):
     assert file_sha256(path, memo_dir=tmp_path / "memo2") == fresh
     assert len(list((tmp_path / "memo2").iterdir())) == 1
     # a new process (empty in-memory memo) reads the memo file instead of the bytes
-    monkeypatch.setattr(fc, "_HASH_MEMO", {})
+    monkeypatch.setattr(digests, "_MEMO", {})
     opened = []
     real_open = open
 

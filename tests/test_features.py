@@ -7,19 +7,16 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from stratum_kernel.dsp import median_filter_axis, stft_magnitude
 from stratum_kernel.errors import AudioError
+from stratum_kernel.feature_frames import album_reference, frame_features, sample_peaks
 from stratum_kernel.features import (
     FeatureParams,
     TrackFeatures,
-    album_reference,
     compute_features,
-    estimate_tempo,
-    frame_features,
-    median_filter_axis,
-    sample_peaks,
-    stft_magnitude,
     warm_numba_cache,
 )
+from stratum_kernel.tempo import estimate_tempo, track_beats
 from stratum_kernel.timeline import frame_count
 from tests.fixtures_audio import click_track, sine
 
@@ -264,14 +261,10 @@ def test_frame_features_contract():
     assert set(ff.stems) == {"drums"} and ff.stems["drums"]["onset"].max() == pytest.approx(
         1.0, abs=0.3
     )
-    assert ((ff.beat_phase >= 0.0) & (ff.beat_phase < 1.0)).all()
     np.testing.assert_array_equal(ff.section[[0, 47, 48, 95, 96, 143]], [0, 0, 1, 1, 2, 2])
     assert ff.markers == (2.0, 4.0) and ff.tempo == 120.0
-    # beats every half second -> every 12 frames, phase resets on each beat frame
+    # beats every half second -> every 12 frames
     assert set(np.diff(ff.beat_frames)) <= {11, 12, 13}
-    # the beat frame is the one nearest the beat: just before it or just after
-    phase = ff.beat_phase[ff.beat_frames]
-    assert ((phase < 0.1) | (phase > 0.9)).all()
 
 
 @pytest.mark.parametrize("fps", [24, 30, 60])
@@ -286,7 +279,6 @@ def test_a_range_equals_the_same_frames_of_the_whole_track(fps):
         np.testing.assert_allclose(
             part.values[name], whole.values[name][..., k : k + 50], atol=1e-6
         )
-    np.testing.assert_allclose(part.beat_phase, whole.beat_phase[k : k + 50], atol=1e-6)
     np.testing.assert_array_equal(
         part.beat_frames + k,
         whole.beat_frames[(whole.beat_frames >= k) & (whole.beat_frames < k + 50)],
@@ -390,8 +382,6 @@ def test_warm_numba_cache_runs():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_track_beats_matches_librosa(seed):
     import librosa
-
-    from stratum_kernel.features import track_beats
 
     rng = np.random.default_rng(seed)
     rate = SR / 512

@@ -227,7 +227,7 @@ def _features(n: int = 6) -> FrameFeatures:
     return FrameFeatures(
         track_id="t", fps=10.0, start=0.0, n_frames=n, values={"rms": ramp},
         stems={s: {"envelope": ramp.copy(), "onset": ramp[::-1].copy()} for s in STEM_NAMES},
-        beat_frames=np.array([0, 3]), beat_phase=np.zeros(n, np.float32), tempo=120.0,
+        beat_frames=np.array([0, 3]), tempo=120.0,
     )
 
 

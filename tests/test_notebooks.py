@@ -164,7 +164,8 @@ def test_studio_notebooks_have_a_parameters_cell_and_the_stratum_kernel(name):
 
 def test_resolve_parameters_fill_from_the_environment_and_convert():
     from stratum_kernel.errors import ConfigError
-    from stratum_kernel.studio.notebook_params import config_overrides, resolve_parameters
+    from stratum_kernel.overrides import overrides_from_params
+    from stratum_kernel.studio.notebook_params import resolve_parameters
 
     env = {"STRATUM_NB_TRACKS": "a, b", "STRATUM_NB_FPS": "30", "STRATUM_NB_RUN_ID": "x",
            "STRATUM_NB_PRESET": "none"}
@@ -172,7 +173,7 @@ def test_resolve_parameters_fill_from_the_environment_and_convert():
                                 albums="p,q"), env)
     assert p == {"tracks": ["a", "b"], "fps": 30.0, "run_id": "given", "preset": None,
                  "seed": 3, "albums": ["p", "q"]}
-    over = config_overrides({**p, "preset": "drift", "resolution": "160x96"})
+    over = overrides_from_params({**p, "preset": "drift", "resolution": "160x96"})
     assert over["controller.preset"] == "drift" and over["tracks.*.preset"] is None
     assert over["frame_rate"] == 30.0 and over["resolution"] == "160x96"
     with pytest.raises(ConfigError, match="not a number"):

@@ -106,8 +106,9 @@ def test_analysis_and_rendering_never_touch_the_network(no_network_at_all, make_
     every INET socket refused."""
     from stratum_kernel.album import load_album
     from stratum_kernel.config import RenderConfig
-    from stratum_kernel.features import FeatureCache, analyze_album
-    from stratum_kernel.render import RenderContext, render_album
+    from stratum_kernel.feature_cache import FeatureCache, analyze_album
+    from stratum_kernel.jobs import RenderContext
+    from stratum_kernel.render import render_album
 
     album = load_album(make_album(1, duration=1.0, stems=False))
     analysis = analyze_album(album, cache=FeatureCache(tmp_path / "cache" / "features"),
@@ -119,7 +120,7 @@ def test_analysis_and_rendering_never_touch_the_network(no_network_at_all, make_
     })
     ctx = RenderContext(cfg, album=album, analysis=analysis)
     result = render_album(cfg, progress=False, context=ctx)
-    assert result.meta["album"]["frames"] == 12
+    assert result.record.album.frames == 12
     assert no_network_at_all == []
 
 

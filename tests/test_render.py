@@ -19,46 +19,12 @@ from stratum_kernel.album import load_album
 from stratum_kernel.audio_io import load_audio
 from stratum_kernel.config import RenderConfig
 from stratum_kernel.errors import ConfigError, RenderError
-from stratum_kernel.render import RenderContext, preview_frame, preview_frames, render_album
-from stratum_kernel.timeline import FrameFeatures, frame_count, frame_times
+from stratum_kernel.jobs import RenderContext, frame_at_time, frames_at_times
+from stratum_kernel.render import render_album
+from tests.fixtures_analysis import NumpyAnalysis
 from tests.fixtures_audio import album_stems
 
 FPS = 24.0
-
-
-class NumpyAnalysis:
-    """Stand-in for features.AlbumAnalysis: per-frame loudness and onsets from the audio,
-    a 120 bpm beat grid and the album's markers."""
-
-    def __init__(self, album):
-        self.album = album
-
-    def frame_features(self, track_id, *, fps, start=0.0, end=None, album_normalised=True):
-        track = self.album.track(track_id)
-        y, sr = load_audio(track.audio_path, mono=True)
-        y = y[0]
-        end = len(y) / sr if end is None else end
-        n = frame_count(end - start, fps)
-        t = frame_times(n, fps, start)
-        idx = np.clip((t * sr).astype(int), 0, len(y) - 1)
-        win = int(sr / fps)
-        rms = np.array([np.sqrt(np.mean(y[i : i + win] ** 2) + 1e-12) for i in idx])
-        rms = (rms / rms.max()).astype(np.float32)
-        onset = np.clip(np.diff(rms, prepend=rms[:1]) * 4, 0, 1).astype(np.float32)
-        values = {
-            "rms": rms, "onset": onset, "harmonic": rms * 0.7, "percussive": onset,
-            "centroid": (0.5 + 0.3 * np.sin(t)).astype(np.float32),
-            "flatness": np.full(n, 0.2, np.float32),
-            "chroma": np.abs(np.sin(np.outer(np.arange(1, 13), t))).astype(np.float32),
-            "mfcc": np.cos(np.outer(np.arange(13), t)).astype(np.float32),
-        }
-        markers = tuple(track.marker_times)
-        return FrameFeatures(
-            track_id=track_id, fps=fps, start=start, n_frames=n, values=values, stems={},
-            beat_frames=np.flatnonzero(np.diff(np.floor(t * 2), prepend=-1) > 0),
-            beat_phase=((t * 2) % 1).astype(np.float32), tempo=120.0, markers=markers,
-            section=np.searchsorted(np.asarray(markers), t, side="right").astype(np.int32),
-        )
 
 
 def write_album(root: Path) -> Path:
@@ -170,11 +136,11 @@ def test_preview_frame_is_the_rendered_frame(baseline, album_dir, tiny_model_dir
     album = load_album(album_dir)
     ctx = RenderContext(cfg, album=album, analysis=NumpyAnalysis(album))
     i = int(np.floor(time_s * FPS + 1e-6))
-    frame = preview_frame(ctx, "track1", time_s)
+    frame = frame_at_time(ctx, "track1", time_s)
     np.testing.assert_array_equal(frame, _pre_encode(baseline.run_dir, "track1", [i])[0])
-    several = preview_frames(ctx, "track1", [time_s, 1.0])
+    several = frames_at_times(ctx, "track1", [time_s, 1.0])
     np.testing.assert_array_equal(several[0], frame)
-    block = preview_frames(ctx, "track1", frames=(i, min(i + 3, 60)))
+    block = frames_at_times(ctx, "track1", frames=(i, min(i + 3, 60)))
     np.testing.assert_array_equal(block[0], frame)
 
 
@@ -182,8 +148,8 @@ def test_preview_with_another_preset_differs(baseline, album_dir, tiny_model_dir
     cfg = make_config(album_dir, tiny_model_dir, baseline.run_dir.parent, "base")
     album = load_album(album_dir)
     ctx = RenderContext(cfg, album=album, analysis=NumpyAnalysis(album))
-    a = preview_frame(ctx, "track2", 1.0)
-    b = preview_frame(ctx, "track2", 1.0, preset="drift")
+    a = frame_at_time(ctx, "track2", 1.0)
+    b = frame_at_time(ctx, "track2", 1.0, preset="drift")
     assert a.shape == b.shape == (96, 160, 3) and not np.array_equal(a, b)
     assert ctx.job("track2", "drift").preset.name == "drift"
 
@@ -196,15 +162,15 @@ def test_frames_do_not_depend_on_batch_chunk_or_threads(
 ):
     res = render(album_dir, tiny_model_dir, tmp_path, "alt", decoder__batch_size=batch,
                  decoder__threads=threads, render__chunk_frames=chunk)
-    base = {t["id"]: t for t in baseline.meta["tracks"]}
-    for t in res.meta["tracks"]:
-        assert t["frames_sha256"] == base[t["id"]]["frames_sha256"]
+    base = {t.id: t for t in baseline.record.tracks}
+    for t in res.record.tracks:
+        assert t.frames_sha256 == base[t.id].frames_sha256
         if chunk == 20:  # same chunks: same chunk digests and the very same film bytes
-            assert [c["frames_sha256"] for c in t["chunks"]] == [
-                c["frames_sha256"] for c in base[t["id"]]["chunks"]]
-            assert t["film"]["sha256"] == base[t["id"]]["film"]["sha256"]
+            assert [c.frames_sha256 for c in t.chunks] == [
+                c.frames_sha256 for c in base[t.id].chunks]
+            assert t.film.sha256 == base[t.id].film.sha256
     if chunk == 20:
-        assert res.meta["album"]["sha256"] == baseline.meta["album"]["sha256"]
+        assert res.record.album.sha256 == baseline.record.album.sha256
 
 
 class Interrupt(Exception):
@@ -257,7 +223,7 @@ def test_resume_ends_with_identical_files(baseline, album_dir, tiny_model_dir, t
     for p in (run / "previews").iterdir():
         assert sha(p) == sha(baseline.run_dir / "previews" / p.name)
     again = render(album_dir, tiny_model_dir, tmp_path, "r", resume=True)
-    assert again.meta == res.meta  # a finished run resumes to itself
+    assert again.record == res.record  # a finished run resumes to itself
 
 
 def test_run_folder_rules(baseline, album_dir, tiny_model_dir, tmp_path):
@@ -273,7 +239,7 @@ def test_duration_cap_and_track_selection(album_dir, tiny_model_dir, tmp_path):
     res = render(album_dir, tiny_model_dir, tmp_path, "short", render__duration=0.5,
                  tracks=["track2"], render__chunk_frames=100)
     assert list(res.tracks) == ["track2"] and res.tracks["track2"].frames == 12
-    assert res.meta["album"]["frames"] == 12
+    assert res.record.album.frames == 12
 
 
 def test_bad_track_and_frame_range(album_dir, tiny_model_dir, tmp_path):
@@ -287,7 +253,7 @@ def test_bad_track_and_frame_range(album_dir, tiny_model_dir, tmp_path):
         ctx.frames(job, 55, 70)
     assert job.frame_at(-3.0) == 0 and job.frame_at(99.0) == 59
     with pytest.raises(TypeError):
-        preview_frame({"not": "a config"}, "track1", 0.0)
+        frame_at_time({"not": "a config"}, "track1", 0.0)
 
 
 def test_cli_render_and_verify(album_dir, tiny_model_dir, tmp_path, monkeypatch, capsys):

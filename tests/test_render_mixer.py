@@ -15,7 +15,8 @@ import soundfile as sf
 
 from stratum_kernel.album import load_album
 from stratum_kernel.audio_io import load_audio
-from stratum_kernel.render import RenderContext, render_album
+from stratum_kernel.jobs import RenderContext
+from stratum_kernel.render import render_album
 from stratum_kernel.timeline import STEM_NAMES, frame_count, frame_times
 from tests.fixtures_audio import album_stems
 from tests.test_render import NumpyAnalysis, make_config
@@ -86,7 +87,8 @@ def film_audio(res) -> np.ndarray:
 
 
 def test_reactivity_changes_the_picture_not_the_sound(renders):
-    plain, react = renders["plain"].meta["tracks"][0], renders["reactivity"].meta["tracks"][0]
+    plain = renders["plain"].record.model_dump(mode="json")["tracks"][0]
+    react = renders["reactivity"].record.model_dump(mode="json")["tracks"][0]
     assert plain["frames"] == react["frames"] == frame_count(1.5, 24.0)
     assert react["frames_sha256"] != plain["frames_sha256"]  # vocals drive pca:4 in pulse
     a, b = film_audio(renders["plain"]), film_audio(renders["reactivity"])
@@ -96,11 +98,12 @@ def test_reactivity_changes_the_picture_not_the_sound(renders):
     assert react["mixer"]["soundtrack_gains"] is None
     meta = json.loads((renders["reactivity"].run_dir / "meta.json").read_text())
     assert meta["mixer"]["state"]["vocals"]["mute"] is True
-    assert "mixer" not in renders["plain"].meta
+    assert renders["plain"].record.mixer is None
 
 
 def test_soundtrack_mute_removes_the_vocals_only_from_the_sound(renders, album_dir):
-    plain, snd = renders["plain"].meta["tracks"][0], renders["soundtrack"].meta["tracks"][0]
+    plain = renders["plain"].record.model_dump(mode="json")["tracks"][0]
+    snd = renders["soundtrack"].record.model_dump(mode="json")["tracks"][0]
     assert snd["frames_sha256"] == plain["frames_sha256"]  # the picture is untouched
     assert snd["mixer"]["soundtrack_gains"]["vocals"] == 0.0
     assert len(snd["audio"]["mixed_sha256"]) == 64

@@ -119,7 +119,7 @@ def test_a_saved_preset_renders_what_the_preview_showed(explorer, studio_album, 
                         render={"chunk_frames": 16, "keep_frames": True},
                         tracks=[{"id": "track1", "preset": str(path)}])
     album = load_album(studio_album)
-    from stratum_kernel.render import RenderContext
+    from stratum_kernel.jobs import RenderContext
 
     ctx = RenderContext(cfg, album=album, analysis=StudioAnalysis(album))
     result = render_album(cfg, progress=False, context=ctx)
@@ -132,7 +132,7 @@ def test_a_saved_preset_renders_what_the_preview_showed(explorer, studio_album, 
     np.testing.assert_array_equal(shown.frames[0], rendered(31))
     for j, frame in zip(strip.indices, strip.frames, strict=True):
         np.testing.assert_array_equal(frame, rendered(j))
-    assert result.meta["tracks"][0]["preset"] == "tuned-test"
+    assert result.record.model_dump(mode="json")["tracks"][0]["preset"] == "tuned-test"
 
 
 def test_save_asks_before_overwriting(explorer):
@@ -202,10 +202,10 @@ def test_overridden_fields_are_disabled(studio_album, tiny_model_dir, tmp_path):
     cfg = studio_config(studio_album, tiny_model_dir, tmp_path,
                         controller={"preset": "pulse", "smoothing_alpha": 0.5},
                         postfx={"fit": "fit"})
-    from stratum_kernel.studio.preview import config_overrides
+    from stratum_kernel.studio.preview import fields_set_by_config
 
     form = PresetForm(load_preset("pulse"), anchors=["calm"], n_axes=2,
-                      overrides=config_overrides(cfg, "track1"))
+                      overrides=fields_set_by_config(cfg, "track1"))
     c = form.controls
     assert c[("motion", "smoothing_alpha")].disabled and "controller" in \
         c[("motion", "smoothing_alpha")].tooltip

@@ -17,69 +17,25 @@ import soundfile as sf
 
 from stratum_kernel.album import load_album
 from stratum_kernel.config import RenderConfig
+from stratum_kernel.jobs import RenderContext, controller_key
 from stratum_kernel.presets import load_preset, merge_preset_layers
-from stratum_kernel.render import RenderContext
 from stratum_kernel.studio.preview import (
     LatestWins,
     PreviewEngine,
     Superseded,
-    config_overrides,
-    controller_key,
     encode_image,
-    layered_preset,
+    fields_set_by_config,
     preview_config,
     scaled_resolution,
     strip_indices,
 )
-from stratum_kernel.timeline import STEM_NAMES, FrameFeatures, frame_count, frame_times
+from tests.fixtures_analysis import StudioAnalysis
 from tests.fixtures_audio import album_stems
 
 FPS = 24.0
 
 
 # ------------------------------------------------------------------ shared test helpers
-
-
-class StudioAnalysis:
-    """Stand-in for AlbumAnalysis: loudness, onsets and stem envelopes from the audio, a
-    beat grid at the tracklist bpm, the album's markers. Deterministic numpy only."""
-
-    def __init__(self, album):
-        self.album = album
-
-    def frame_features(self, track_id, *, fps, start=0.0, end=None, album_normalised=True):
-        from stratum_kernel.audio_io import load_audio
-
-        track = self.album.track(track_id)
-        y, sr = load_audio(track.audio_path, mono=True)
-        y = y[0]
-        end = len(y) / sr if end is None else end
-        n = frame_count(end - start, fps)
-        t = frame_times(n, fps, start)
-        idx = np.clip((t * sr).astype(int), 0, len(y) - 1)
-        win = max(1, int(sr / fps))
-        rms = np.array([np.sqrt(np.mean(y[i: i + win] ** 2) + 1e-12) for i in idx])
-        rms = (rms / rms.max()).astype(np.float32)
-        onset = np.clip(np.diff(rms, prepend=rms[:1]) * 4, 0, 1).astype(np.float32)
-        values = {
-            "rms": rms, "onset": onset, "harmonic": rms * 0.7, "percussive": onset,
-            "centroid": (0.5 + 0.3 * np.sin(t)).astype(np.float32),
-            "flatness": np.full(n, 0.2, np.float32),
-            "chroma": np.abs(np.sin(np.outer(np.arange(1, 13), t))).astype(np.float32),
-            "mfcc": np.cos(np.outer(np.arange(13), t)).astype(np.float32),
-        }
-        stems = {s: {"envelope": np.roll(rms, k).astype(np.float32),
-                     "onset": np.roll(onset, k).astype(np.float32)}
-                 for k, s in enumerate(STEM_NAMES)}
-        bpm = track.bpm or 120.0
-        markers = tuple(track.marker_times)
-        return FrameFeatures(
-            track_id=track_id, fps=fps, start=start, n_frames=n, values=values, stems=stems,
-            beat_frames=np.flatnonzero(np.diff(np.floor(t * bpm / 60), prepend=-1) > 0),
-            beat_phase=((t * bpm / 60) % 1).astype(np.float32), tempo=float(bpm),
-            markers=markers,
-            section=np.searchsorted(np.asarray(markers), t, side="right").astype(np.int32),
-        )
 
 
 def write_studio_album(root: Path, durations=(2.0, 1.5), bpms=(120.0, 98.0)) -> Path:
@@ -291,14 +247,14 @@ def test_layered_preset_matches_the_config(studio_album, tiny_model_dir, tmp_pat
                                  "postfx": {"vignette": 0.1}}, {"id": "track2"}],
                         postfx={"fit": "fit"})
     base = load_preset("pulse")
-    eff = layered_preset(cfg, "track1", base)
+    eff = cfg.preset_for("track1", base)
     assert eff == cfg.preset_for("track1")
     assert eff.motion.smoothing_alpha == 0.5 and eff.motion.speed == 2
-    over = config_overrides(cfg, "track1")
+    over = fields_set_by_config(cfg, "track1")
     assert {"motion.smoothing_alpha", "tempo_sync.subdivision", "anchors.wander",
             "motion.speed", "postfx.fit", "postfx.vignette"} <= set(over)
     assert "render" in over["motion.speed"] or "track1" in over["motion.speed"]
-    assert "motion.speed" not in config_overrides(cfg, "track2")
+    assert "motion.speed" not in fields_set_by_config(cfg, "track2")
 
 
 @pytest.mark.parametrize(("res", "height", "expected"), [

@@ -8,8 +8,8 @@ import pytest
 from stratum_kernel.errors import ConfigError
 from stratum_kernel.timeline import FrameFeatures
 from stratum_kernel.viz.overlay import OverlaySpec, build_overlay, parse_overlay_spec
-from stratum_kernel.viz.params import VisualizationSettings
 from stratum_kernel.viz.raster import parse_hex
+from stratum_kernel.viz.settings import VisualizationSettings
 from tests.fixtures_audio import sine
 
 W, H = 160, 90
@@ -31,8 +31,7 @@ def frame_features(n=100, start=0.0):
     return FrameFeatures(
         track_id="t1", fps=FPS, start=start, n_frames=n,
         values={"rms": np.full(n, 0.5, np.float32), "chroma": chroma},
-        stems=stems, beat_frames=np.arange(0, n, 5), beat_phase=np.zeros(n, np.float32),
-        tempo=120.0, markers=(start + 3.0,),
+        stems=stems, beat_frames=np.arange(0, n, 5), tempo=120.0, markers=(start + 3.0,),
     )
 
 

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from stratum_kernel.viz.panel import ParamPanel, clear_panels, panel_for
-from stratum_kernel.viz.params import StemWaveformParams, VisualizationSettings
+from stratum_kernel.viz.params import StemWaveformParams
+from stratum_kernel.viz.settings import VisualizationSettings
 
 NAMES = ("drums", "bass", "other", "vocals")
 
@@ -122,7 +123,7 @@ def test_stem_view_follows_the_shared_panel(envelope, isolated_settings):
     c = StemWaveformView(envelope, width=10, height=4)
     assert not c.adopt_local  # the file now holds values: they win
     # stale or bad browser values: valid fields are taken, bad ones corrected in the browser
-    from stratum_kernel.viz.params import SettingsWarning
+    from stratum_kernel.viz.settings import SettingsWarning
 
     with pytest.warns(SettingsWarning, match="smoothing"):
         c.params = {**c.params, "smoothing": 99, "opacity": 35, "retired_field": 1}

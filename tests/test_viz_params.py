@@ -9,19 +9,21 @@ import yaml
 
 from stratum_kernel.errors import ConfigError
 from stratum_kernel.viz.params import (
-    PARAM_MODELS,
     DynamicsParams,
     LoudnessParams,
-    SettingsWarning,
     SpectralParams,
     StemWaveformParams,
+)
+from stratum_kernel.viz.raster import COLORMAPS
+from stratum_kernel.viz.registry import KINDS
+from stratum_kernel.viz.settings import (
+    SettingsWarning,
     VisualizationSettings,
     current_params,
     default_settings,
     settings_path,
     validate_per_field,
 )
-from stratum_kernel.viz.raster import COLORMAPS
 
 
 @pytest.fixture
@@ -157,7 +159,7 @@ def test_current_params_overrides(settings_file):
 
 
 def test_validate_per_field_every_kind():
-    for kind, model in PARAM_MODELS.items():
+    for kind, model in ((k, v.params) for k, v in KINDS.items()):
         params, messages = validate_per_field(kind, model().model_dump(mode="json"), source="x")
         assert params == model() and messages == []
     params, messages = validate_per_field("spectral", None, source="x")

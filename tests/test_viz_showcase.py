@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from stratum_kernel.viz.album_data import AlbumViewData, render_track
 from stratum_kernel.viz.panel import clear_panels, panel_for
-from stratum_kernel.viz.showcase import AlbumViewData, render_track, showcase, track_views
+from stratum_kernel.viz.showcase import showcase, track_views
 
 
 @pytest.fixture(autouse=True)

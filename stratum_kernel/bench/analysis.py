@@ -170,9 +170,9 @@ def run(args: argparse.Namespace) -> int:
             cached += time_call(
                 lambda c=cache: c.load_or_compute(track, params, stems="none"), 3, warmup=0
             )
-            from stratum_kernel import feature_cache
+            from stratum_kernel import digests
 
-            feature_cache._HASH_MEMO.clear()  # as a new process: the memo is on disk
+            digests._MEMO.clear()  # as a new process: the memo is on disk
             t0 = time.perf_counter()
             cache.load_or_compute(track, params, stems="none")
             fresh_process.append(time.perf_counter() - t0)

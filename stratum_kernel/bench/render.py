@@ -61,7 +61,7 @@ class SyntheticAnalysis:
             stems={s: {k: np.asarray(v, np.float32) for k, v in d.items()}
                    for s, d in stems.items()},
             beat_frames=np.flatnonzero(np.diff(np.floor(t * 2), prepend=-1) > 0),
-            beat_phase=beat.astype(np.float32), tempo=120.0, markers=self.markers,
+            tempo=120.0, markers=self.markers,
             section=np.searchsorted(np.asarray(self.markers), t, side="right").astype(np.int32),
         )
 
@@ -99,7 +99,7 @@ def _config(album: Path, out: Path, size: tuple[int, int], seconds: float, model
 
 
 def _context(config, markers):
-    from stratum_kernel.render import RenderContext
+    from stratum_kernel.jobs import RenderContext
 
     return RenderContext(config, analysis=SyntheticAnalysis(markers))
 
@@ -116,10 +116,10 @@ def _pipeline(album: Path, work: Path, size, seconds, models) -> dict:
     ctx.decoder  # noqa: B018 - open the session before timing
     run_dir = out / "bench"
     t0 = time.perf_counter()
-    run = TrackRun(ctx, job, run_dir, work=run_dir / ".work" / "bench")
+    run = TrackRun(ctx, job, run_dir)
     render_track_chunks(run, progress=False)
     total = time.perf_counter() - t0
-    return {"frames": job.n_frames, "frames_s": run.timings["frames"], "total_s": total}
+    return {"frames": job.n_frames, "frames_s": run.timing.frames_seconds, "total_s": total}
 
 
 def _naive(album: Path, work: Path, size, seconds, models, raw: Path) -> dict:

@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _setup(work: Path, size: tuple[int, int], seconds: float, chunk: int, models: str | None):
     from stratum_kernel.bench.render import SyntheticAnalysis, _write_album
     from stratum_kernel.config import RenderConfig
-    from stratum_kernel.model_meta import sha256_file
-    from stratum_kernel.render import RenderContext
+    from stratum_kernel.digests import file_sha256
+    from stratum_kernel.jobs import RenderContext
 
     album = _write_album(work / "album", seconds)
     data = {
@@ -49,7 +49,7 @@ def _setup(work: Path, size: tuple[int, int], seconds: float, chunk: int, models
     cfg = RenderConfig.from_dict(data)
     ctx = RenderContext(cfg, analysis=SyntheticAnalysis((seconds / 2,)))
     job = ctx.job("bench")
-    return cfg, ctx, job, sha256_file(ctx.model.onnx_path)
+    return cfg, ctx, job, file_sha256(ctx.model.onnx_path)
 
 
 def _chunks(job, chunk: int) -> list[tuple[int, int, int]]:

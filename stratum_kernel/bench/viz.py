@@ -53,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
         LoudnessParams,
         SpectralParams,
         StemWaveformParams,
-        VisualizationSettings,
     )
+    from stratum_kernel.viz.settings import VisualizationSettings
     from stratum_kernel.viz.spectral import compute_spectral, render_spectral
     from stratum_kernel.viz.waveform import StemEnvelope, stem_waveform_image
 

@@ -205,7 +205,7 @@ def analyze(
     dict."""
     from stratum_kernel.album import load_album
     from stratum_kernel.audio_io import load_audio
-    from stratum_kernel.features import analyze_album
+    from stratum_kernel.feature_cache import analyze_album
     from stratum_kernel.loudness import loudness_summary
 
     album = load_album(album_dir)

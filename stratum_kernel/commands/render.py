@@ -1,7 +1,8 @@
 """``stratum render --config render.yaml [overrides]``: render an album into films.
 
-Overrides (``--album --output-root --run-id --preset --fps --resolution --tracks --duration
---batch-size --chunk-frames --scheduler``) replace render.yaml's values; ``--scheduler
+Overrides (``--album --model-dir --output-root --run-id --preset --fps --resolution --tracks
+--duration --batch-size --chunk-frames --seed --scheduler``, one table:
+:data:`stratum_kernel.overrides.OVERRIDES`) replace render.yaml's values; ``--scheduler
 tcp://host:8786`` renders the chunks on a Dask cluster (``local:N``: a LocalCluster of N
 worker processes; see docs/SCALE_OUT.md); ``--resume`` continues an
 interrupted run (same config and ``--run-id``); ``--keep-frames`` also writes the frames as
@@ -12,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 
+from stratum_kernel.overrides import add_override_arguments, overrides_from_cli
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from stratum_kernel.config import add_override_arguments
-
     parser.add_argument("--config", metavar="YAML", default=None,
                         help="render.yaml (default: the built-in defaults)")
     add_override_arguments(parser)
@@ -24,22 +25,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-frames", action="store_true",
                         help="also write every frame as PNG under <run>/frames/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                        help="render on a Dask cluster: tcp://host:8786, or local[:N] for a "
-                             "LocalCluster of N worker processes (docs/SCALE_OUT.md)")
     parser.add_argument("--shared-storage", choices=["yes", "no", "auto"], default="auto",
                         help="whether workers see the output folder (auto: detected)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from stratum_kernel.config import load_render_config, overrides_from_cli
+    from stratum_kernel.config import load_render_config
     from stratum_kernel.render import render_album
 
     overrides = overrides_from_cli(args)
     if args.keep_frames:
         overrides["render.keep_frames"] = True
-    if getattr(args, "scheduler", None):
-        overrides["scheduler"] = args.scheduler
     shared = getattr(args, "shared_storage", "auto")
     if shared != "auto":
         overrides["shared_storage"] = shared == "yes"
@@ -48,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
     frames = sum(t.frames for t in result.tracks.values())
     print(f"rendered {len(result.tracks)} track(s), {frames} frames, into {result.run_dir}")
     print(f"  album film: {result.album}")
-    if "distributed" in result.meta:
+    if result.record.distributed is not None:
         from stratum_kernel.distributed import describe
 
-        print(f"  {describe(result.meta['distributed'])}")
+        print(f"  {describe(result.record.distributed)}")
     if result.seconds:
         print(f"  {result.seconds:.1f} s ({frames / result.seconds:.2f} fps)")
     return 0

@@ -2,10 +2,10 @@
 
 :func:`render_clip` makes ``seconds`` of a track from a frame on, with an edited preset:
 exact frames from the :class:`~stratum_kernel.studio.preview.PreviewEngine` (the frames
-the render would write), H.264 through the render's own encoder settings, and the film's
-audio for that span (the whole track's audio is prepared once per track — trimmed,
-resampled and loudness-normalised exactly as the render does — and the clip's samples are
-cut from it). It returns the MP4's bytes; :class:`ClipPanel` runs it in a thread with a
+the render would write), encoded by the render's own segment writer (``encode_range``),
+and the film's audio for that span (the whole track's film audio is prepared once per
+track by the render's own ``film_audio``, the mixer's soundtrack included, and the clip's
+samples are cut from it). It returns the MP4's bytes; :class:`ClipPanel` runs it in a thread with a
 progress bar and shows the result in an ``ipywidgets.Video``.
 """
 
@@ -22,7 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from stratum_kernel.audio_io import write_audio
+from stratum_kernel.encode import PreparedAudio, concat_segments
 from stratum_kernel.errors import RenderError, StratumError
+from stratum_kernel.render_pipeline import encode_range, film_audio
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +61,13 @@ class ClipRenderer:
         self._audio: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def film_audio(self, job: Any):
-        """The track's film audio (PreparedAudio), prepared once as the render does."""
-        from stratum_kernel.encode import prepare_audio
-
+    def film_audio(self, job: Any) -> PreparedAudio:
+        """The track's film audio, prepared once per track exactly as the render does
+        (the mixer's soundtrack included)."""
         with self._lock:
             if job.track_id not in self._audio:
-                cfg = self.engine.config
-                self._audio[job.track_id] = prepare_audio(
-                    job.audio_path, self.work_dir / f"{job.track_id}-film.wav",
-                    start=job.start, end=job.end, sample_rate=cfg.audio.sample_rate,
-                    channels=cfg.encode.audio_channels, target_lufs=cfg.audio.normalization)
+                wav = self.work_dir / f"{job.track_id}-film.wav"
+                self._audio[job.track_id] = film_audio(self.engine.ctx, job, wav)[0]
             return self._audio[job.track_id]
 
     def render(self, track_id: str, preset: Any, start_frame: int, seconds: float = 2.0, *,
@@ -77,9 +76,6 @@ class ClipRenderer:
         """``seconds`` of ``track_id`` from ``start_frame`` (shifted back when it would run
         past the end) as MP4 bytes with sound."""
         import soundfile as sf
-
-        from stratum_kernel.audio_io import write_audio
-        from stratum_kernel.encode import VideoEncoder, concat_segments
 
         t0 = time.perf_counter()
         engine = self.engine
@@ -94,14 +90,17 @@ class ClipRenderer:
         wav = self.work_dir / f"{stem}.wav"
         report = progress or (lambda *_: None)
         report(0, n, "frames")
+
+        def on_batch(done: int) -> None:
+            report(done, n, "frames")
+            if cancelled is not None and cancelled() and done < n:
+                raise RenderError("clip cancelled")
+
         try:
-            with VideoEncoder(seg, width=w, height=h, fps=job.fps, params=cfg.encode) as enc:
-                for a in range(start, stop, batch):
-                    if cancelled is not None and cancelled():
-                        raise RenderError("clip cancelled")
-                    b = min(stop, a + batch)
-                    enc.write(engine.frames(track_id, a, b, job=job))
-                    report(b - start, n, "frames")
+            if cancelled is not None and cancelled():
+                raise RenderError("clip cancelled")
+            encode_range(engine.window(job), start, stop, seg, width=w, height=h, fps=job.fps,
+                         params=cfg.encode, batch=batch, on_batch=on_batch)
             report(n, n, "sound")
             film = self.film_audio(job)
             y, sr = sf.read(film.path, dtype="float32", always_2d=True)

@@ -137,8 +137,9 @@ class Dashboard:
         try:
             views, panels, links = [], [], []
             try:
+                from stratum_kernel.viz.album_data import AlbumViewData
                 from stratum_kernel.viz.panel import panel_for
-                from stratum_kernel.viz.showcase import AlbumViewData, track_views
+                from stratum_kernel.viz.showcase import track_views
 
                 data = getattr(self, "_view_data", None)
                 if data is None or data.album is not ex.engine.album:

@@ -44,8 +44,8 @@ from stratum_kernel.studio.preview import (
     LatestWins,
     PreviewEngine,
     Stopwatch,
-    config_overrides,
     encode_image,
+    fields_set_by_config,
     strip_indices,
 )
 
@@ -188,7 +188,7 @@ class PresetExplorer:
         model = engine.model
         self.form = PresetForm(self.loaded, anchors=sorted(model.anchors),
                                n_axes=int(np.asarray(model.pca_axes).shape[0]),
-                               overrides=config_overrides(engine.config, self.track_id),
+                               overrides=fields_set_by_config(engine.config, self.track_id),
                                on_change=lambda _p: self.request(), lazy=lazy_form)
         self.worker = LatestWins(self._work, on_result=self._on_result, on_error=self._on_error,
                                  name="stratum-explorer")
@@ -301,7 +301,7 @@ class PresetExplorer:
         if self.track_pick.value != track_id:
             self.track_pick.value = track_id
         self.loaded = self.engine.file_preset(track_id)
-        self.form.set_overrides(config_overrides(self.engine.config, track_id))
+        self.form.set_overrides(fields_set_by_config(self.engine.config, track_id))
         self.timeline.set_track(self.engine.base_job(track_id).features)
         self._set_loaded(self.loaded)
 

@@ -21,24 +21,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from stratum_kernel.config import load_render_config
 from stratum_kernel.errors import ConfigError
+from stratum_kernel.overrides import overrides_from_params
+from stratum_kernel.paths import project_root
 
 ENV_PREFIX = "STRATUM_NB_"
 
-#: notebook parameter -> render.yaml dotted key
-CONFIG_KEYS: dict[str, str] = {
-    "album_dir": "album_dir",
-    "model_dir": "model_dir",
-    "output_root": "output_root",
-    "run_id": "run_id",
-    "preset": "controller.preset",
-    "fps": "frame_rate",
-    "resolution": "resolution",
-    "tracks": "tracks",
-    "duration": "render.duration",
-    "seed": "seed",
-    "scheduler": "scheduler",
-}
 _NUMBERS = {"fps": float, "duration": float, "seed": int, "clip_seconds": float}
 _NONE = ("", "none", "null", "default")
 
@@ -70,27 +59,9 @@ def resolve_parameters(values: Mapping[str, Any],
     return out
 
 
-def config_overrides(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Dotted render.yaml overrides from the parameters that are set. A preset applies to
-    every track (as ``--preset`` does)."""
-    out: dict[str, Any] = {}
-    for name, key in CONFIG_KEYS.items():
-        value = params.get(name)
-        if value is None:
-            continue
-        if name in ("album_dir", "model_dir", "output_root"):
-            value = str(Path(value).expanduser().resolve())
-        out[key] = value
-    if "controller.preset" in out:
-        out["tracks.*.preset"] = None
-    return out
-
-
 def config_path(value: Any) -> Path | None:
     """render.yaml's path. None: the project's ``render.yaml`` (when there is one); a
     relative path is taken from the project root; 'none' = no file, the defaults."""
-    from stratum_kernel.paths import project_root
-
     if value is None:
         default = project_root() / "render.yaml"
         return default if default.is_file() else None
@@ -102,6 +73,4 @@ def config_path(value: Any) -> Path | None:
 
 def config_from_parameters(params: Mapping[str, Any]):
     """The RenderConfig the notebook works with (render.yaml + parameter overrides)."""
-    from stratum_kernel.config import load_render_config
-
-    return load_render_config(config_path(params.get("config")), config_overrides(params))
+    return load_render_config(config_path(params.get("config")), overrides_from_params(params))

@@ -31,13 +31,12 @@ from stratum_kernel.errors import ConfigError
 from stratum_kernel.postfx import PostFXParams
 from stratum_kernel.presets import (
     MIX_FEATURES,
-    STEM_SOURCES,
     SUBDIVISIONS,
     Preset,
     SignalMapping,
     preset_from_dict,
 )
-from stratum_kernel.timeline import STEM_NAMES
+from stratum_kernel.timeline import STEM_NAMES, STEM_SERIES
 
 Path = tuple[Any, ...]
 
@@ -313,7 +312,7 @@ class PresetForm:
         if last == "target":
             return targets_for(self.n_axes, self.anchors)
         if last == "source":
-            return list(STEM_SOURCES if path[0] == "stem_map" else MIX_FEATURES)
+            return list(STEM_SERIES if path[0] == "stem_map" else MIX_FEATURES)
         if path == ("tempo_sync", "subdivision"):
             return list(SUBDIVISIONS)
         if path == ("anchors", "brightness_anchor"):

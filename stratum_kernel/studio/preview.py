@@ -1,13 +1,14 @@
 """Live preview: exact frames for an edited preset, fast, and never queued behind a slider.
 
 :class:`PreviewEngine` makes the frame the render makes at a moment, for a preset that is
-being edited: the same job (features, seeds, post-FX layers, overlays) as
-:class:`~stratum_kernel.render.RenderContext`, the same decoder and the same post-FX call,
-so a saved preset renders exactly what the preview showed. What a parameter change
-invalidates is all that is recomputed:
+being edited: the job comes from :meth:`~stratum_kernel.jobs.RenderContext.job` (the one job
+builder: features, seeds, preset layers, post-FX, overlays) and the frames from the same
+decoder, persistence window and post-FX call as a render, so a saved preset renders
+exactly what the preview showed. What a parameter change invalidates is all that is
+recomputed:
 
-- the track's features, seeds and timing come from the render context's cached job;
-- the controller plan is cached per *controller key* (the preset without ``postfx``,
+- the track's features, seeds and timing are kept by the render context;
+- the controller plan is remembered per *controller key* (the preset without ``postfx``,
   ``name`` and ``description``), so a post-FX change re-plans nothing;
 - decoded generator frames are cached per (track, controller key, frame), so a post-FX
   change or a return to an earlier moment decodes nothing; only post-FX (about a
@@ -25,10 +26,6 @@ dragged slider therefore costs at most the frame in progress plus the newest one
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import inspect
-import json
 import logging
 import threading
 import time
@@ -40,7 +37,8 @@ import numpy as np
 
 from stratum_kernel.config import RenderConfig, parse_resolution
 from stratum_kernel.errors import RenderError
-from stratum_kernel.presets import Preset, deep_merge, load_preset, merge_preset_layers
+from stratum_kernel.jobs import PersistenceWindow, RenderContext, TrackJob, check_range
+from stratum_kernel.presets import Preset, load_preset
 
 log = logging.getLogger(__name__)
 
@@ -179,40 +177,7 @@ class LatestWins:
             self._thread.join(timeout)
 
 
-# ------------------------------------------------------------------- preset layering
-
-
-def controller_key(preset: Preset) -> str:
-    """What the latent controller sees of a preset (not post-FX, name or description)."""
-    data = preset.model_dump(mode="json", exclude={"postfx", "name", "description"})
-    return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def postfx_key(postfx: Any) -> str:
-    return hashlib.sha1(postfx.model_dump_json().encode()).hexdigest()[:16]
-
-
-def preset_layers(config: RenderConfig, track_id: str) -> tuple[dict, dict]:
-    """The (album, track) preset layers render.yaml puts over a track's preset file, as
-    :meth:`RenderConfig.preset_for` merges them."""
-    album_layer: dict[str, Any] = dict(config.controller.preset_overrides)
-    if config.controller.smoothing_alpha is not None:
-        album_layer = deep_merge(
-            album_layer, {"motion": {"smoothing_alpha": config.controller.smoothing_alpha}})
-    ts = config.controller.tempo_sync.model_dump(exclude_none=True)
-    if ts:
-        album_layer = deep_merge(album_layer, {"tempo_sync": ts})
-    return album_layer, dict(config.track_config(track_id).preset_overrides)
-
-
-def layered_preset(config: RenderConfig, track_id: str, base: Preset) -> Preset:
-    """``base`` with render.yaml's layers for ``track_id`` on top: the preset the render
-    uses when ``base`` is saved and named as the track's preset."""
-    if "base" in inspect.signature(config.preset_for).parameters:  # pragma: no cover
-        return config.preset_for(track_id, base=base)
-    album_layer, track_layer = preset_layers(config, track_id)
-    where = f"{config.source or 'render config'} (preset {base.name!r} for track {track_id!r})"
-    return merge_preset_layers(base, album_layer, track_layer, source=where)
+# ------------------------------------------------------------------- preset fields
 
 
 def _dotted(data: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -226,10 +191,10 @@ def _dotted(data: Mapping[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
-def config_overrides(config: RenderConfig, track_id: str) -> dict[str, str]:
+def fields_set_by_config(config: RenderConfig, track_id: str) -> dict[str, str]:
     """Preset fields (dotted, ``postfx.*`` included) that render.yaml sets over the preset
     for ``track_id``, each with where it is set: editing them in a preset changes nothing."""
-    album_layer, track_layer = preset_layers(config, track_id)
+    album_layer, track_layer = config.preset_layers(track_id)
     src = config.source or "render config"
     out = {p: f"{src}: controller" for p in _dotted(album_layer)}
     out.update({p: f"{src}: tracks[{track_id}].preset_overrides" for p in _dotted(track_layer)})
@@ -287,20 +252,16 @@ class PreviewEngine:
     for decoded generator frames (least recently used go first).
     """
 
-    def __init__(self, config: RenderConfig, *, context: Any = None, album: Any = None,
-                 analysis: Any = None, model: Any = None, cache_mb: float = 192.0,
-                 max_plans: int = 24):
-        from stratum_kernel.render import RenderContext
-
-        self.ctx = context or RenderContext(config, album=album, analysis=analysis, model=model)
+    def __init__(self, config: RenderConfig, *, context: RenderContext | None = None,
+                 album: Any = None, analysis: Any = None, model: Any = None,
+                 cache_mb: float = 192.0, max_plans: int = 24):
+        self.ctx = context or RenderContext(config, album=album, analysis=analysis,
+                                            model=model, max_plans=max_plans)
         self.cache_mb = float(cache_mb)
-        self.max_plans = int(max_plans)
         self._lock = threading.RLock()
-        self._plans: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._decoded: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
-        self._painters: dict[tuple[str, str], list] = {}
         self._last_key: dict[str, str] = {}
-        self.counters = dict.fromkeys(("plans", "plan_hits", "decoded", "decode_hits"), 0)
+        self.counters = dict.fromkeys(("decoded", "decode_hits"), 0)
 
     # -- parts of the context --
 
@@ -319,7 +280,7 @@ class PreviewEngine:
     def track_ids(self) -> list[str]:
         return self.ctx.track_ids()
 
-    def base_job(self, track_id: str):
+    def base_job(self, track_id: str) -> TrackJob:
         """The render's own job for the track (its configured preset)."""
         return self.ctx.job(track_id)
 
@@ -327,57 +288,10 @@ class PreviewEngine:
         """The track's preset as its file holds it (before render.yaml's layers)."""
         return load_preset(self.config.preset_name_for(track_id), base_dir=self.config.base_dir)
 
-    def effective_preset(self, track_id: str, preset: Preset | str | None) -> Preset:
-        if preset is None:
-            return self.base_job(track_id).preset
-        if isinstance(preset, str):
-            preset = load_preset(preset, base_dir=self.config.base_dir)
-        return layered_preset(self.config, track_id, preset)
-
-    # -- jobs --
-
-    def job(self, track_id: str, preset: Preset | str | None = None):
+    def job(self, track_id: str, preset: Preset | str | None = None) -> TrackJob:
         """The render job of ``track_id`` with ``preset`` (a base preset; render.yaml's
         layers are applied as in the render; None = the configured one)."""
-        from stratum_kernel.controller import LatentController
-        from stratum_kernel.render import build_painters
-
-        base = self.base_job(track_id)
-        if preset is None:
-            return base
-        eff = self.effective_preset(track_id, preset)
-        ckey = controller_key(eff)
-        with self._lock:
-            plan = self._plans.get((track_id, ckey))
-            if plan is not None:
-                self._plans.move_to_end((track_id, ckey))
-                self.counters["plan_hits"] += 1
-        if plan is None:
-            plan = LatentController(self.model, eff, seed=base.seed,
-                                    track_id=track_id).plan(base.features)
-            if plan.n_frames != base.n_frames:  # pragma: no cover - same features as the job
-                raise RenderError(f"track {track_id!r}: plan of {plan.n_frames} frames, "
-                                  f"expected {base.n_frames}")
-            with self._lock:
-                self.counters["plans"] += 1
-                self._plans[(track_id, ckey)] = plan
-                while len(self._plans) > self.max_plans:
-                    self._plans.popitem(last=False)
-        postfx = self.config.postfx_for(track_id, eff)
-        job = dataclasses.replace(base, preset=eff, postfx=postfx, plan=plan, painters=[])
-        if postfx.overlays == base.postfx.overlays:
-            job.painters = base.painters
-        else:
-            okey = (track_id, json.dumps(postfx.overlays, sort_keys=True))
-            if okey not in self._painters:
-                self._painters[okey] = build_painters(job, self.config.resolution)
-            job.painters = self._painters[okey]
-        job._ckey = ckey  # type: ignore[attr-defined]
-        return job
-
-    @staticmethod
-    def _key_of(job) -> str:
-        return getattr(job, "_ckey", None) or controller_key(job.preset)
+        return self.ctx.job(track_id, preset)
 
     # -- decoded frames --
 
@@ -405,7 +319,7 @@ class PreviewEngine:
         """Decoded generator frames [start, stop) of ``job``: uint8 [n, h, w, 3], from the
         cache where possible; missing runs are decoded in decoder-sized batches (checking
         ``ticket`` between batches)."""
-        track_id, ckey = job.track_id, self._key_of(job)
+        track_id, ckey = job.track_id, job.controller_key
         have = {i: self._cached(track_id, ckey, i) for i in range(start, stop)}
         missing = [i for i, f in have.items() if f is None]
         with self._lock:
@@ -437,17 +351,18 @@ class PreviewEngine:
         [n, H, W, 3]. on_draft(frame [H, W, 3]): for a single frame whose persistence
         history is not decoded yet, called first with a draft (see the module docstring)."""
         job = job if job is not None else self.job(track_id, preset)
-        if not 0 <= start < stop <= job.n_frames:
-            raise RenderError(f"frames {start}..{stop} are outside track {track_id!r} "
-                              f"(0..{job.n_frames})")
+        check_range(job, start, stop)
         k = job.history_count(start)
         if on_draft is not None and k and stop - start == 1:
             self._draft(job, start, k, on_draft, ticket)
-        dec = self.decoded(job, start - k, stop, ticket=ticket)
-        return self.ctx.postfx(job, dec[k:], start, dec[:k] if k else None)
+        return self.window(job, ticket=ticket).frames(start, stop)
+
+    def window(self, job: TrackJob, *, ticket: Ticket | None = None) -> PersistenceWindow:
+        """A persistence window over ``job`` that decodes through the frame cache."""
+        return self.ctx.window(job, lambda a, b: self.decoded(job, a, b, ticket=ticket))
 
     def _draft(self, job, i: int, k: int, on_draft, ticket: Ticket | None) -> None:
-        ckey = self._key_of(job)
+        ckey = job.controller_key
         if all(self._cached(job.track_id, ckey, j) is not None for j in range(i - k, i)):
             return  # the exact frame is as quick as a draft
         prev = self._last_key.get(job.track_id)
@@ -469,14 +384,12 @@ class PreviewEngine:
 
     def cache_info(self) -> dict[str, int]:
         with self._lock:
-            return {"plans_cached": len(self._plans), "frames_cached": len(self._decoded),
-                    **self.counters}
+            return {"plans_cached": len(self.ctx._plans), "frames_cached": len(self._decoded),
+                    **self.ctx.counters, **self.counters}
 
     def clear(self) -> None:
         with self._lock:
-            self._plans.clear()
             self._decoded.clear()
-            self._painters.clear()
             self._last_key.clear()
 
 

@@ -5,9 +5,9 @@ the run folder (``renders/<run-id>/render_album.ipynb``), next to the films and 
 the resolved config, the album analysis and feature plots, the previews, and a summary
 table with timings and digests. The notebook only calls the helpers here.
 
-Timings come from the run's ``render.log`` (the renderer logs each track's frame phase);
-digests from ``meta.json`` (the sha256 of the frames before encoding — the determinism
-proof — of the frames decoded back from each film, and of the files).
+Timings and digests come from the run's typed record (:class:`~stratum_kernel.record.RunRecord`,
+``meta.json``): each track's frame-phase timing, the sha256 of the frames before encoding —
+the determinism proof — of the frames decoded back from each film, and of the files.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,10 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-_TIMING = re.compile(
-    r"INFO \S+: (?P<track>[A-Za-z0-9._-]+): (?P<frames>\d+) frames in (?P<s>[\d.]+) s "
-    r"\((?P<fps>[\d.]+) fps, (?P<rt>[\d.]+)x real time\)")
-_TOTAL = re.compile(r"run \S+ finished: (?P<frames>\d+) frames in (?P<s>[\d.]+) s")
+from stratum_kernel.record import RunRecord
 
 
 def config_yaml(config: Any) -> str:
@@ -35,50 +30,32 @@ def config_yaml(config: Any) -> str:
     return yaml.safe_dump(config.to_meta(), sort_keys=False, width=96)
 
 
-def track_timings(run_dir: str | Path) -> dict[str, dict[str, float]]:
-    """{track: {'frames', 'seconds', 'fps', 'realtime'}} for the frame phase of each track,
-    and '(run)': {'frames', 'seconds'} for the whole run, read from ``render.log``."""
-    path = Path(run_dir) / "render.log"
-    out: dict[str, dict[str, float]] = {}
-    if not path.is_file():
-        return out
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        m = _TIMING.search(line)
-        if m:
-            out[m["track"]] = {"frames": int(m["frames"]), "seconds": float(m["s"]),
-                               "fps": float(m["fps"]), "realtime": float(m["rt"])}
-            continue
-        m = _TOTAL.search(line)
-        if m:
-            out["(run)"] = {"frames": int(m["frames"]), "seconds": float(m["s"])}
-    return out
-
-
-def summary_rows(meta: Mapping[str, Any], timings: Mapping[str, Mapping[str, float]]
-                 ) -> list[dict[str, Any]]:
+def summary_rows(record: RunRecord, seconds: float | None = None) -> list[dict[str, Any]]:
     """One row per track and one for the album film: frames, length, preset, seed, render
-    time and speed, and the digests (first 12 hex digits)."""
+    time and speed of the frame phase, and the digests (first 12 hex digits).
+    ``seconds``: the whole run's wall time, for the album row."""
     rows = []
-    for t in meta.get("tracks", []):
-        tm = timings.get(t["id"], {})
+    for t in record.tracks:
+        tm = t.timing
+        timed = tm is not None and tm.frames_rendered > 0
         rows.append({
-            "track": t["id"], "preset": t.get("preset", ""), "seed": t.get("seed", ""),
-            "frames": t["frames"], "length s": round(float(t["duration"]), 2),
-            "render s": round(tm["seconds"], 2) if tm else "",
-            "fps": round(tm["fps"], 2) if tm else "",
-            "× real time": round(tm["realtime"], 2) if tm else "",
-            "frames sha256": t["frames_sha256"][:12],
-            "decoded sha256": t["decoded_sha256"][:12],
-            "film sha256": t["film"]["sha256"][:12],
+            "track": t.id, "preset": t.preset, "seed": "" if t.seed is None else t.seed,
+            "frames": t.frames, "length s": round(float(t.duration), 2),
+            "render s": round(tm.frames_seconds, 2) if timed else "",
+            "fps": round(tm.fps, 2) if timed else "",
+            "× real time": round(tm.fps / t.fps, 2) if timed else "",
+            "frames sha256": t.frames_sha256[:12],
+            "decoded sha256": (t.decoded_sha256 or "")[:12],
+            "film sha256": t.film.sha256[:12],
         })
-    album = meta.get("album", {})
-    run = timings.get("(run)", {})
+    album = record.album
     rows.append({
-        "track": "album.mp4", "preset": "", "seed": "", "frames": album.get("frames", ""),
-        "length s": round(float(album.get("duration", 0.0)), 2),
-        "render s": round(run["seconds"], 2) if run else "", "fps": "", "× real time": "",
+        "track": "album.mp4", "preset": "", "seed": "",
+        "frames": album.frames if album else "",
+        "length s": round(float(album.duration), 2) if album else "",
+        "render s": round(seconds, 2) if seconds else "", "fps": "", "× real time": "",
         "frames sha256": "", "decoded sha256": "",
-        "film sha256": str(album.get("sha256", ""))[:12],
+        "film sha256": album.sha256[:12] if album else "",
     })
     return rows
 
@@ -146,26 +123,22 @@ def _thumb_uri(path: Path, width: int) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def previews_html(run_dir: str | Path, meta: Mapping[str, Any], *, width: int = 240,
+def previews_html(run_dir: str | Path, record: RunRecord, *, width: int = 240,
                   per_track: int = 6) -> str:
     """The run's preview stills (as small JPEG thumbnails) and GIFs, one row per track."""
     run_dir = Path(run_dir)
     parts = []
-    for t in meta.get("tracks", []):
-        names = list(t.get("previews", []))
+    for t in record.tracks:
+        names = list(t.previews)
         stills = [n for n in names if not n.endswith(".gif")][:per_track]
         gifs = [n for n in names if n.endswith(".gif")]
         cells = []
         for name in stills + gifs:
             p = run_dir / "previews" / name
             if p.is_file():
-                label = html.escape(name.removeprefix(t["id"] + "_").rsplit(".", 1)[0])
+                label = html.escape(name.removeprefix(t.id + "_").rsplit(".", 1)[0])
                 cells.append(f"<figure style='display:inline-block;margin:2px'>"
                              f"<img src='{_thumb_uri(p, width)}' width='{width}'>"
                              f"<figcaption style='font-size:10px'>{label}</figcaption></figure>")
-        parts.append(f"<div><b>{html.escape(t['id'])}</b><br>{''.join(cells)}</div>")
+        parts.append(f"<div><b>{html.escape(t.id)}</b><br>{''.join(cells)}</div>")
     return "".join(parts)
-
-
-def load_meta(run_dir: str | Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / "meta.json").read_text(encoding="utf-8"))

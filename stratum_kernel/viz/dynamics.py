@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stratum_kernel.loudness import loudness_summary
 from stratum_kernel.viz.params import DynamicsParams
 from stratum_kernel.viz.raster import (
     apply_lut,
@@ -24,6 +25,7 @@ from stratum_kernel.viz.raster import (
     time_to_column,
     vline,
 )
+from stratum_kernel.viz.view_kind import StripSource, ViewKind, rgba
 
 WINDOW_S = 3.0
 HOP_S = 0.1
@@ -95,8 +97,6 @@ def compute_dynamics(y: np.ndarray, sr: float, summary=None) -> DynamicsSeries:
     this signal (saves recomputing the loudness).
     """
     if summary is None:
-        from stratum_kernel.loudness import loudness_summary
-
         summary = loudness_summary(y, sr)
     loud = np.asarray(summary.short_term, dtype=np.float32)
     crest = crest_factor_db(y, sr, window_s=WINDOW_S, hop_s=summary.hop)
@@ -175,3 +175,27 @@ def dynamics_legend(params: DynamicsParams) -> str:
         parts.append(f"crest {params.crest_floor:g}..{params.crest_ceiling:g} dB")
     suffix = " (album range)" if params.album_relative else ""
     return f"{params.colormap}: " + " | ".join(parts) + suffix
+
+
+# ------------------------------------------------------------------------- the view type
+
+
+def _show(data, track_id: str, params: DynamicsParams, *, album_reference=None,
+          **common) -> np.ndarray:
+    return render_dynamics(data.dynamics(track_id), params, album_ranges=album_reference,
+                           **common)
+
+
+def _album_reference(data, params: DynamicsParams, width: int):
+    return album_dynamics_ranges([data.dynamics(t) for t in data.track_ids])
+
+
+def _strip(params: DynamicsParams, width: int, height: int, length: float,
+           src: StripSource) -> np.ndarray:
+    y, sr = src.mix("dynamics")
+    return rgba(render_dynamics(compute_dynamics(y, sr), params, width=width, height=height,
+                                t0=0.0, t1=length, album_ranges=src.album_reference))
+
+
+KIND = ViewKind("dynamics", DynamicsParams, show=_show, strip=_strip,
+                album_reference=_album_reference)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from stratum_kernel.loudness import loudness_summary
 from stratum_kernel.viz.params import LoudnessParams
 from stratum_kernel.viz.raster import (
     draw_text,
@@ -28,12 +29,11 @@ from stratum_kernel.viz.raster import (
     time_to_column,
     vline,
 )
+from stratum_kernel.viz.view_kind import StripSource, ViewKind, rgba
 
 
 def compute_loudness(y: np.ndarray, sr: float):
     """The track's :class:`~stratum_kernel.loudness.LoudnessSummary` (series and numbers)."""
-    from stratum_kernel.loudness import loudness_summary
-
     return loudness_summary(y, sr)
 
 
@@ -129,3 +129,38 @@ def render_loudness(summary, params: LoudnessParams | None = None, *, width: int
     if x is not None:
         vline(img, x, parse_hex(params.playhead))
     return rgba_to_rgb(img)
+
+
+# ------------------------------------------------------------------------- the view type
+
+
+def _show(data, track_id: str, params: LoudnessParams, *, album_reference=None,
+          **common) -> np.ndarray:
+    return render_loudness(data.loudness(track_id), params, album_ceiling=album_reference,
+                           **common)
+
+
+def _album_reference(data, params: LoudnessParams, width: int) -> float:
+    return album_loudness_ceiling([data.loudness(t) for t in data.track_ids])
+
+
+def _strip(params: LoudnessParams, width: int, height: int, length: float,
+           src: StripSource) -> np.ndarray:
+    y, sr = src.mix("loudness")
+    return rgba(render_loudness(compute_loudness(y, sr), params, width=width, height=height,
+                                t0=0.0, t1=length, album_ceiling=src.album_reference))
+
+
+def _caption(data, track_id: str) -> str:
+    nums = data.loudness(track_id).to_dict()
+
+    def f(v, unit):
+        return "–" if v is None else f"{v:.1f} {unit}"
+
+    return (f"<span style='font:12px monospace'>integrated {f(nums['integrated_lufs'], 'LUFS')}"
+            f" · LRA {f(nums['loudness_range_lu'], 'LU')} · true peak "
+            f"{f(nums['true_peak_dbtp'], 'dBTP')}</span>")
+
+
+KIND = ViewKind("loudness", LoudnessParams, show=_show, strip=_strip,
+                album_reference=_album_reference, caption=_caption)

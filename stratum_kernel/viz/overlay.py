@@ -27,9 +27,12 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stratum_kernel.errors import ConfigError, format_validation_error
-from stratum_kernel.viz.params import PARAM_MODELS, VisualizationSettings, default_settings
+from stratum_kernel.audio_io import load_audio
+from stratum_kernel.schema import validation_error
 from stratum_kernel.viz.raster import parse_hex, percent_to_alpha
+from stratum_kernel.viz.registry import KINDS, view_kind
+from stratum_kernel.viz.settings import VisualizationSettings, default_settings
+from stratum_kernel.viz.view_kind import StripSource
 
 MAX_STRIP_COLUMNS = 65536
 
@@ -39,7 +42,7 @@ class OverlaySpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["stem_waveform", "loudness", "dynamics", "spectral"] = "stem_waveform"
+    kind: str = "stem_waveform"  # a name in viz.registry.KINDS
     position: Literal["bottom", "top"] = "bottom"
     height: float = Field(0.12, gt=0, description="fraction of the frame (<= 1) or pixels")
     margin: int = Field(0, ge=0, description="pixels between the strip and the frame edge")
@@ -47,6 +50,13 @@ class OverlaySpec(BaseModel):
     window_s: float | None = Field(None, gt=0, description="scrolling window; None = whole")
     playhead_width: int | None = Field(None, ge=1, le=16, description="px; None = auto")
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in KINDS:
+            raise ValueError(f"unknown overlay kind {v!r}; choose one of {', '.join(KINDS)}")
+        return v
 
     @field_validator("height")
     @classmethod
@@ -68,7 +78,7 @@ def parse_overlay_spec(spec: OverlaySpec | dict[str, Any], source: str = "postfx
     try:
         return OverlaySpec.model_validate(spec)
     except ValidationError as err:
-        raise format_validation_error(source, err) from None
+        raise validation_error(source, err) from None
 
 
 @dataclass
@@ -139,15 +149,9 @@ class Overlay:
 def _merged_params(kind: str, overrides: dict[str, Any], settings: VisualizationSettings | None):
     base = (settings or default_settings()).get(kind)
     try:
-        return PARAM_MODELS[kind].model_validate({**base.model_dump(), **overrides})
+        return view_kind(kind).params.model_validate({**base.model_dump(), **overrides})
     except ValidationError as err:
-        raise format_validation_error(f"postfx.overlays ({kind}).params", err) from None
-
-
-def _need_audio(kind: str) -> ConfigError:
-    return ConfigError("postfx.overlays", "kind", f"a '{kind}' overlay needs the track's audio "
-                       "(pass audio=/sr= or audio_path= to build_overlay); use a "
-                       "'stem_waveform' overlay when only analysis features are at hand")
+        raise validation_error(f"postfx.overlays ({kind}).params", err) from None
 
 
 def build_overlay(spec: OverlaySpec | dict[str, Any], *, size: tuple[int, int] | None = None,
@@ -184,9 +188,8 @@ def build_overlay(spec: OverlaySpec | dict[str, Any], *, size: tuple[int, int] |
     else:
         t_start = float(start or 0.0)
         length = duration
-    if audio is None and audio_path is not None and spec.kind != "stem_waveform":
-        from stratum_kernel.audio_io import load_audio
-
+    vk = view_kind(spec.kind)
+    if audio is None and audio_path is not None and vk.needs_audio:
         audio, sr = load_audio(audio_path, offset=t_start, duration=length)
     if length is None:
         if audio is not None and sr:
@@ -200,68 +203,13 @@ def build_overlay(spec: OverlaySpec | dict[str, Any], *, size: tuple[int, int] |
     strip_w = width
     if spec.window_s is not None:
         strip_w = min(MAX_STRIP_COLUMNS, max(width, round(width * length / spec.window_s)))
-    rgba = _render_strip(spec.kind, params, strip_w, strip_h, length, stems=stems, audio=audio,
-                         sr=sr, features=features, markers=markers or (),
-                         beats=beats if beats is not None else (),
+    source = StripSource(stems=stems, audio=audio, sr=sr, features=features,
+                         markers=tuple(markers or ()),
+                         beats=tuple(beats) if beats is not None else (),
                          album_reference=album_reference)
+    rgba = vk.strip(params, strip_w, strip_h, length, source)
     y0 = height - spec.margin - strip_h if spec.position == "bottom" else spec.margin
     y0 = max(0, y0)
     ph_width = spec.playhead_width or max(1, round(width / 1000))
     return Overlay(spec, rgba, y0, (width, height), t_start, t_start + length,
                    parse_hex(params.playhead), ph_width, params.model_dump(mode="json"))
-
-
-def _render_strip(kind: str, params, width: int, height: int, length: float, *, stems, audio,
-                  sr, features, markers, beats, album_reference) -> np.ndarray:
-    """uint8 [height, width, 4]: the view over [0, length) seconds of the strip's range."""
-    if kind == "stem_waveform":
-        from stratum_kernel.viz.waveform import StemEnvelope, stem_waveform_image
-
-        if stems:
-            if not sr:
-                raise ValueError("build_overlay: stems need sr=")
-            envelope = StemEnvelope.from_stems(stems, sr)
-        elif features is not None and features.stems:
-            envelope = StemEnvelope.from_series(
-                {name: d["envelope"] for name, d in features.stems.items() if "envelope" in d},
-                features.fps)
-        else:
-            raise ConfigError("postfx.overlays", "kind", "a 'stem_waveform' overlay needs stems "
-                              "(stem audio, or frame features with stem envelopes); this track "
-                              "has none: analyse it with stems, or pick another overlay kind")
-        return stem_waveform_image(envelope, params, width=width, height=height, t0=0.0,
-                                   t1=length, album_reference=album_reference, alpha=True)
-    if kind == "spectral" and audio is None and features is not None:
-        from stratum_kernel.viz.spectral import render_spectral, spectral_from_features
-
-        if params.kind != "chroma":
-            raise _need_audio("spectral (mel)")
-        rgb = render_spectral(spectral_from_features(features), params, width=width,
-                              height=height, t0=0.0, t1=length, markers=markers, beats=beats)
-        return _opaque(rgb)
-    if audio is None or not sr:
-        raise _need_audio(kind)
-    if kind == "loudness":
-        from stratum_kernel.viz.loudness_view import compute_loudness, render_loudness
-
-        rgb = render_loudness(compute_loudness(audio, sr), params, width=width, height=height,
-                              t0=0.0, t1=length, album_ceiling=album_reference)
-    elif kind == "dynamics":
-        from stratum_kernel.viz.dynamics import compute_dynamics, render_dynamics
-
-        rgb = render_dynamics(compute_dynamics(audio, sr), params, width=width, height=height,
-                              t0=0.0, t1=length, album_ranges=album_reference)
-    else:
-        from stratum_kernel.viz.spectral import compute_spectral, render_spectral
-
-        data = compute_spectral(audio, sr, kind=params.kind)
-        rgb = render_spectral(data, params, width=width, height=height, t0=0.0, t1=length,
-                              markers=markers, beats=beats, album_max=album_reference)
-    return _opaque(rgb)
-
-
-def _opaque(rgb: np.ndarray) -> np.ndarray:
-    out = np.empty((*rgb.shape[:2], 4), dtype=np.uint8)
-    out[..., :3] = rgb
-    out[..., 3] = 255
-    return out

@@ -19,19 +19,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from stratum_kernel.viz.params import (
-    VisualizationSettings,
-    _ViewParams,
-    default_settings,
-    params_model,
-)
+from stratum_kernel.viz.params import ViewParams
+from stratum_kernel.viz.registry import view_kind
+from stratum_kernel.viz.settings import VisualizationSettings, default_settings, params_model
 
-Subscriber = Callable[[_ViewParams], None]
+Subscriber = Callable[[ViewParams], None]
 
 # float fields: slider step
 _FLOAT_STEPS = {"gain": 0.01}
-# view types drawn client-side (anywidget canvas): their sliders update while dragging
-CLIENT_SIDE_KINDS = frozenset({"stem_waveform"})
 
 
 class ParamPanel:
@@ -46,7 +41,7 @@ class ParamPanel:
         self.kind = kind
         self.model = params_model(kind)
         self.settings = settings or default_settings()
-        self.params: _ViewParams = self.settings.get(kind)
+        self.params: ViewParams = self.settings.get(kind)
         self._subscribers: list[Subscriber] = []
         self._controls: dict[str, Any] = {}
         self._widget = None
@@ -123,7 +118,7 @@ class ParamPanel:
         rows = []
         # the stem waveform redraws in the browser: sliders update while dragging; the other
         # views render in Python per change, so they update when the slider is released
-        live = self.kind in CLIENT_SIDE_KINDS
+        live = view_kind(self.kind).client_side
         for name, info in self.model.model_fields.items():
             control = _control_for(name, info, getattr(self.params, name), live=live)
             if control is None:

@@ -27,6 +27,7 @@ from stratum_kernel.viz.raster import (
     series_columns,
     time_to_column,
 )
+from stratum_kernel.viz.view_kind import StripSource, ViewKind, rgba
 
 
 @dataclass(frozen=True)
@@ -155,3 +156,35 @@ def render_spectral(data: SpectralData, params: SpectralParams | None = None, *,
         img32[:, x] = rgba_u32(parse_hex(params.playhead))
     img = rgba_to_rgb(img32[rows].view(np.uint8).reshape(height, width, 4))
     return img
+
+
+# ------------------------------------------------------------------------- the view type
+
+
+def _show(data, track_id: str, params: SpectralParams, *, album_reference=None,
+          **common) -> np.ndarray:
+    return render_spectral(data.spectral(track_id, params.kind), params,
+                           album_max=album_reference, markers=data.markers(track_id),
+                           beats=data.beats(track_id), **common)
+
+
+def _album_reference(data, params: SpectralParams, width: int) -> float:
+    return album_max_db([data.spectral(t, params.kind) for t in data.track_ids])
+
+
+def _strip(params: SpectralParams, width: int, height: int, length: float,
+           src: StripSource) -> np.ndarray:
+    if src.audio is None and src.features is not None:
+        if params.kind != "chroma":
+            src.mix("spectral (mel)")  # raises: a mel strip needs the audio
+        spectral = spectral_from_features(src.features)
+        return rgba(render_spectral(spectral, params, width=width, height=height, t0=0.0,
+                                    t1=length, markers=src.markers, beats=src.beats))
+    y, sr = src.mix("spectral")
+    return rgba(render_spectral(compute_spectral(y, sr, kind=params.kind), params, width=width,
+                                height=height, t0=0.0, t1=length, markers=src.markers,
+                                beats=src.beats, album_max=src.album_reference))
+
+
+KIND = ViewKind("spectral", SpectralParams, show=_show, strip=_strip,
+                album_reference=_album_reference)

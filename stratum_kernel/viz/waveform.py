@@ -34,9 +34,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stratum_kernel.errors import ConfigError
 from stratum_kernel.timeline import STEM_NAMES
 from stratum_kernel.viz.params import StemWaveformParams
 from stratum_kernel.viz.raster import blend_percent, parse_hex, percent_to_alpha, time_to_column
+from stratum_kernel.viz.view_kind import StripSource, ViewKind
 
 Q_ONE = 32768
 Q_MAX = 65535
@@ -369,3 +371,38 @@ def stem_waveform_image(envelope: StemEnvelope, params: StemWaveformParams | Non
     x = None if playhead is None else time_to_column(playhead, t0, end, width)
     return render_stem_waveform(cols, params, height=height, reference_q=ref, playhead_x=x,
                                 alpha=alpha, names=envelope.names)
+
+
+# ------------------------------------------------------------------------- the view type
+
+
+def _show(data, track_id: str, params: StemWaveformParams, *, album_reference=None,
+          **common) -> np.ndarray:
+    return stem_waveform_image(data.envelope(track_id), params,
+                               album_reference=album_reference, **common)
+
+
+def _album_reference(data, params: StemWaveformParams, width: int) -> int:
+    return album_reference_q([data.envelope(t) for t in data.track_ids], width, params.level)
+
+
+def _strip(params: StemWaveformParams, width: int, height: int, length: float,
+           src: StripSource) -> np.ndarray:
+    if src.stems:
+        if not src.sr:
+            raise ValueError("build_overlay: stems need sr=")
+        envelope = StemEnvelope.from_stems(src.stems, src.sr)
+    elif src.features is not None and src.features.stems:
+        envelope = StemEnvelope.from_series(
+            {name: d["envelope"] for name, d in src.features.stems.items() if "envelope" in d},
+            src.features.fps)
+    else:
+        raise ConfigError("postfx.overlays", "kind", "a 'stem_waveform' overlay needs stems "
+                          "(stem audio, or frame features with stem envelopes); this track "
+                          "has none: analyse it with stems, or pick another overlay kind")
+    return stem_waveform_image(envelope, params, width=width, height=height, t0=0.0, t1=length,
+                               album_reference=src.album_reference, alpha=True)
+
+
+KIND = ViewKind("stem_waveform", StemWaveformParams, show=_show, strip=_strip,
+                album_reference=_album_reference, needs_audio=False, client_side=True)

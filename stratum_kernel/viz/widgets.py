@@ -24,13 +24,9 @@ import numpy as np
 import traitlets
 
 from stratum_kernel.viz.panel import ParamPanel, layout, panel_for
-from stratum_kernel.viz.params import (
-    SettingsWarning,
-    StemWaveformParams,
-    _ViewParams,
-    validate_per_field,
-)
+from stratum_kernel.viz.params import StemWaveformParams, ViewParams
 from stratum_kernel.viz.raster import encode_png
+from stratum_kernel.viz.settings import SettingsWarning, validate_per_field
 from stratum_kernel.viz.waveform import StemEnvelope, quantize_levels
 
 STATIC = pathlib.Path(__file__).parent / "static"
@@ -92,7 +88,7 @@ class StemWaveformView(anywidget.AnyWidget):
             self.t0, self.t1 = float(t0), float(t1)
             self._refresh_levels(self._mode or "peak")
 
-    def _on_panel(self, params: _ViewParams) -> None:
+    def _on_panel(self, params: ViewParams) -> None:
         if params.level != self._mode:
             self._refresh_levels(params.level)
         self.params = params.model_dump(mode="json")
@@ -135,7 +131,7 @@ class ImageView(w.VBox):
     ``render(params) -> uint8 [H, W, 3|4]`` is called on creation and on every change.
     """
 
-    def __init__(self, kind: str, render: Callable[[_ViewParams], np.ndarray], *,
+    def __init__(self, kind: str, render: Callable[[ViewParams], np.ndarray], *,
                  panel: ParamPanel | None = None, title: str = "", caption: str = ""):
         self.kind = kind
         self.render_fn = render
@@ -148,7 +144,7 @@ class ImageView(w.VBox):
         self.last: np.ndarray | None = None
         self.panel.subscribe(self._on_panel)
 
-    def _on_panel(self, params: _ViewParams) -> None:
+    def _on_panel(self, params: ViewParams) -> None:
         self.last = self.render_fn(params)
         self.image.value = encode_png(self.last)
 

@@ -1,0 +1,69 @@
+"""A numpy stand-in for an album analysis (librosa's first import costs tens of seconds).
+
+:class:`FakeAnalysis` has ``AlbumAnalysis.frame_features``: per-frame loudness and onsets
+from the audio, a beat grid (at ``bpm``, or each track's tracklist bpm), the album's markers
+and, with ``stems=True``, stem envelopes and onsets derived from the loudness.
+Deterministic numpy only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stratum_kernel.audio_io import load_audio
+from stratum_kernel.timeline import STEM_NAMES, FrameFeatures, frame_count, frame_times
+
+
+class FakeAnalysis:
+    STEMS = False
+    BPM: float | None = None
+
+    def __init__(self, album, *, stems: bool | None = None, bpm: float | None = None):
+        self.album = album
+        self.with_stems = self.STEMS if stems is None else stems
+        self.bpm = self.BPM if bpm is None else bpm
+
+    def frame_features(self, track_id, *, fps, start=0.0, end=None, album_normalised=True):
+        track = self.album.track(track_id)
+        y, sr = load_audio(track.audio_path, mono=True)
+        y = y[0]
+        end = len(y) / sr if end is None else end
+        n = frame_count(end - start, fps)
+        t = frame_times(n, fps, start)
+        idx = np.clip((t * sr).astype(int), 0, len(y) - 1)
+        win = max(1, int(sr / fps))
+        rms = np.array([np.sqrt(np.mean(y[i : i + win] ** 2) + 1e-12) for i in idx])
+        rms = (rms / rms.max()).astype(np.float32)
+        onset = np.clip(np.diff(rms, prepend=rms[:1]) * 4, 0, 1).astype(np.float32)
+        values = {
+            "rms": rms, "onset": onset, "harmonic": rms * 0.7, "percussive": onset,
+            "centroid": (0.5 + 0.3 * np.sin(t)).astype(np.float32),
+            "flatness": np.full(n, 0.2, np.float32),
+            "chroma": np.abs(np.sin(np.outer(np.arange(1, 13), t))).astype(np.float32),
+            "mfcc": np.cos(np.outer(np.arange(13), t)).astype(np.float32),
+        }
+        stems = {}
+        if self.with_stems:
+            stems = {s: {"envelope": np.roll(rms, k).astype(np.float32),
+                         "onset": np.roll(onset, k).astype(np.float32)}
+                     for k, s in enumerate(STEM_NAMES)}
+        bpm = self.bpm or track.bpm or 120.0
+        markers = tuple(track.marker_times)
+        return FrameFeatures(
+            track_id=track_id, fps=fps, start=start, n_frames=n, values=values, stems=stems,
+            beat_frames=np.flatnonzero(np.diff(np.floor(t * bpm / 60), prepend=-1) > 0),
+            tempo=float(bpm), markers=markers,
+            section=np.searchsorted(np.asarray(markers), t, side="right").astype(np.int32),
+        )
+
+
+class NumpyAnalysis(FakeAnalysis):
+    """Loudness and onsets from the audio, a 120 bpm beat grid, the album's markers."""
+
+    BPM = 120.0
+
+
+class StudioAnalysis(FakeAnalysis):
+    """Loudness, onsets and stem envelopes from the audio, each track's bpm, its markers."""
+
+    STEMS = True

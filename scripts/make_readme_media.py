@@ -39,8 +39,8 @@ ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-net
 def render_film(seconds: float, size: str, work: Path):
     """A short render of the bundled album: (album film path, per-track frame counts, run
     record)."""
-    from stratum_kernel.config import load_render_config
-    from stratum_kernel.render import render_album
+    from stratum_kernel.render.config import load_render_config
+    from stratum_kernel.render.run import render_album
 
     cfg = load_render_config(ROOT / "render.yaml", {
         "output_root": str(work), "run_id": "readme-media", "render.duration": seconds,
@@ -51,7 +51,7 @@ def render_film(seconds: float, size: str, work: Path):
 
 
 def album_frames(film: Path, size: tuple[int, int], wanted: set[int]) -> dict[int, np.ndarray]:
-    from stratum_kernel.encode import read_frames
+    from stratum_kernel.film.streams import read_frames
 
     out, i = {}, 0
     for block in read_frames(film, *size):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from stratum_kernel.paths import project_root
+from stratum_kernel.core.paths import project_root
 
 __version__ = "0.1.0"
 

@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from stratum_kernel.errors import StratumError
+    from stratum_kernel.core.errors import StratumError
 
     previous = _install_sigterm()
     try:

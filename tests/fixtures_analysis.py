@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stratum_kernel.audio_io import load_audio
-from stratum_kernel.timeline import STEM_NAMES, FrameFeatures, frame_count, frame_times
+from stratum_kernel.audio.files import load_audio
+from stratum_kernel.core.timeline import STEM_NAMES, FrameFeatures, frame_count, frame_times
 
 
 class FakeAnalysis:

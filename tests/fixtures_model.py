@@ -120,7 +120,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir: Path):
-    """The tiny model loaded with ``model_meta.load_model``."""
-    from stratum_kernel.model_meta import load_model
+    """The tiny model loaded with ``picture.model.load_model``."""
+    from stratum_kernel.picture.model import load_model
 
     return load_model(tiny_model_dir)

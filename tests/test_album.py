@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stratum_kernel.album import AlbumWarning, Section, TrackEntry, load_album
-from stratum_kernel.audio_io import load_audio
-from stratum_kernel.errors import AudioError, ConfigError, StratumError
+from stratum_kernel.audio.album import AlbumWarning, Section, TrackEntry, load_album
+from stratum_kernel.audio.files import load_audio
+from stratum_kernel.core.errors import AudioError, ConfigError, StratumError
 from tests.fixtures_audio import STEMS
 
 
@@ -96,7 +96,7 @@ def test_plain_folder_of_audio(tmp_path, caplog):
             (root / name).write_text("not audio")
             continue
         sf.write(root / name, np.zeros((4000, 2), dtype=np.float32), 8000)
-    with caplog.at_level(logging.INFO, logger="stratum_kernel.album"):
+    with caplog.at_level(logging.INFO, logger="stratum_kernel.audio.album"):
         album = load_album(root)
     assert album.tracklist is None
     assert album.ids == ("01-dawn", "02-night-drive", "b-side")

@@ -6,9 +6,9 @@ import sys
 import pytest
 
 from stratum_kernel import cli
-from stratum_kernel.audio_io import load_audio
+from stratum_kernel.audio.files import load_audio
+from stratum_kernel.audio.loudness import loudness_summary
 from stratum_kernel.commands.analyze import format_table, tempo_agreement
-from stratum_kernel.loudness import loudness_summary
 
 
 @pytest.fixture

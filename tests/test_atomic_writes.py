@@ -1,6 +1,6 @@
 import pytest
 
-from stratum_kernel.paths import atomic_path, write_bytes_atomic, write_text_atomic
+from stratum_kernel.core.paths import atomic_path, write_bytes_atomic, write_text_atomic
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):

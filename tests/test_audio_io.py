@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stratum_kernel import audio_io
-from stratum_kernel.audio_io import AudioInfo, audio_info, load_audio, resample, write_audio
-from stratum_kernel.errors import AudioError
+from stratum_kernel.audio import files as audio_io
+from stratum_kernel.audio.files import AudioInfo, audio_info, load_audio, resample, write_audio
+from stratum_kernel.core.errors import AudioError
 from tests.fixtures_audio import sine
 
 

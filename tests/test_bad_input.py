@@ -24,7 +24,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stratum_kernel.errors import StratumError
+from stratum_kernel.core.errors import StratumError
 from tests.test_render import write_album
 
 SETTINGS = settings(max_examples=80, deadline=None, derandomize=True,
@@ -132,7 +132,7 @@ TRACKLIST = [
 
 
 def test_the_base_tracklist_is_valid(album_root):
-    from stratum_kernel.album import load_album
+    from stratum_kernel.audio.album import load_album
 
     (album_root / "tracklist.json").write_text(json.dumps(TRACKLIST))
     assert load_album(album_root).ids == ("track1", "track2")
@@ -141,7 +141,7 @@ def test_the_base_tracklist_is_valid(album_root):
 @SETTINGS
 @given(case=mutated(TRACKLIST))
 def test_tracklist_sweep(album_root, case):
-    from stratum_kernel.album import load_album
+    from stratum_kernel.audio.album import load_album
 
     doc, path, kind = case
     p = album_root / "tracklist.json"
@@ -173,7 +173,7 @@ def render_base(album_root, tiny_model_dir) -> dict:
 
 
 def test_the_base_render_yaml_is_valid(render_base, tmp_path):
-    from stratum_kernel.config import load_render_config
+    from stratum_kernel.render.config import load_render_config
 
     p = tmp_path / "render.yaml"
     p.write_text(_dump_yaml(render_base))
@@ -183,7 +183,7 @@ def test_the_base_render_yaml_is_valid(render_base, tmp_path):
 @SETTINGS
 @given(data=st.data())
 def test_render_yaml_sweep(render_base, tmp_path_factory, data):
-    from stratum_kernel.config import load_render_config
+    from stratum_kernel.render.config import load_render_config
 
     doc, path, kind = data.draw(mutated(render_base))
     p = tmp_path_factory.mktemp("ry") / "render.yaml"
@@ -200,7 +200,7 @@ def test_render_yaml_sweep(render_base, tmp_path_factory, data):
        value=junk)
 def test_render_overrides_sweep(render_base, tmp_path_factory, key, value):
     """Command-line / notebook overrides go through the same validation."""
-    from stratum_kernel.config import load_render_config
+    from stratum_kernel.render.config import load_render_config
 
     p = tmp_path_factory.mktemp("ro") / "render.yaml"
     p.write_text(_dump_yaml(render_base))
@@ -217,7 +217,7 @@ def test_render_overrides_sweep(render_base, tmp_path_factory, key, value):
 
 @pytest.fixture(scope="module")
 def preset_base() -> dict:
-    from stratum_kernel.presets import preset_path
+    from stratum_kernel.motion.presets import preset_path
 
     return yaml.safe_load(preset_path("pulse").read_text())
 
@@ -225,7 +225,7 @@ def preset_base() -> dict:
 @SETTINGS
 @given(data=st.data())
 def test_preset_yaml_sweep(preset_base, tmp_path_factory, data):
-    from stratum_kernel.presets import load_preset
+    from stratum_kernel.motion.presets import load_preset
 
     doc, path, kind = data.draw(mutated(preset_base))
     p = tmp_path_factory.mktemp("pr") / "mine.yaml"
@@ -272,7 +272,7 @@ def test_visualization_settings_sweep(tmp_path_factory, data):
 @given(kind=st.sampled_from(["stem_waveform", "loudness", "dynamics", "spectral"]),
        data=st.data())
 def test_visualization_set_sweep(tmp_path_factory, kind, data):
-    from stratum_kernel.errors import ConfigError
+    from stratum_kernel.core.errors import ConfigError
     from stratum_kernel.viz.registry import KINDS
     from stratum_kernel.viz.settings import VisualizationSettings
 
@@ -306,7 +306,7 @@ RUN_META = {
 @given(data=st.data())
 def test_verify_meta_sweep(tmp_path_factory, data):
     """``stratum verify`` on an edited or damaged meta.json: a report or a StratumError."""
-    from stratum_kernel.verify import verify_run
+    from stratum_kernel.render.verify import verify_run
 
     doc, path, kind = data.draw(mutated(RUN_META))
     run = tmp_path_factory.mktemp("run")

@@ -154,7 +154,7 @@ def test_loudness_is_sensible_and_differs_between_tracks(
 ) -> None:
     # BS.1770 as stratum measures it (agrees with pyloudnorm to 0.1 LU here; pyloudnorm
     # itself takes ~10 s to import on this machine)
-    from stratum_kernel.loudness import integrated_loudness, true_peak_dbtp
+    from stratum_kernel.audio.loudness import integrated_loudness, true_peak_dbtp
 
     levels = []
     for entry in tracklist:

@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from stratum_kernel.album import load_album
-from stratum_kernel.config import (
+from stratum_kernel.audio.album import load_album
+from stratum_kernel.core.errors import ConfigError
+from stratum_kernel.core.paths import project_root
+from stratum_kernel.render.config import (
     RenderConfig,
     album_problems,
     load_render_config,
     parse_resolution,
     validate_against_album,
 )
-from stratum_kernel.errors import ConfigError
-from stratum_kernel.overrides import add_override_arguments, overrides_from_cli
-from stratum_kernel.overrides import apply_overrides as _apply
-from stratum_kernel.paths import project_root
+from stratum_kernel.render.overrides import add_override_arguments, overrides_from_cli
+from stratum_kernel.render.overrides import apply_overrides as _apply
 
 KNOWN = list(RenderConfig.model_fields)
 

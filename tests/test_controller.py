@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stratum_kernel.controller import (
+from stratum_kernel.core.errors import ConfigError
+from stratum_kernel.core.timeline import FrameFeatures
+from stratum_kernel.motion.controller import (
     LatentController,
     catmull_rom_weights,
     ema,
@@ -16,10 +18,8 @@ from stratum_kernel.controller import (
     soft_clip,
     value_noise,
 )
-from stratum_kernel.errors import ConfigError
-from stratum_kernel.model_meta import GeneratorModel, ModelMeta
-from stratum_kernel.presets import list_presets, load_preset, merge_preset_layers
-from stratum_kernel.timeline import FrameFeatures
+from stratum_kernel.motion.presets import list_presets, load_preset, merge_preset_layers
+from stratum_kernel.picture.model import GeneratorModel, ModelMeta
 
 ANCHOR_NAMES = ("calm", "bright", "dense", "dark", "warm", "cold")
 D = 8 * 16 * 16
@@ -434,7 +434,7 @@ def test_bundled_presets_are_available():
 def test_latents_from_a_loaded_model_decode_to_moving_pictures(tiny_model):
     """End to end through meta.json and ONNX Runtime: the plan's latents decode, and the
     pictures change on a beat pulse."""
-    from stratum_kernel.decoder import DecoderParams, FrameDecoder
+    from stratum_kernel.picture.decoder import DecoderParams, FrameDecoder
 
     preset = quiet(tempo_sync={"enabled": True, "amount": 12.0, "target": "pca:0",
                                "follow_rms": 0.0})

@@ -174,7 +174,7 @@ def test_committed_sample_regenerates_exactly(row):
     """data/sample holds the first images of the bundled set; they regenerate by seed."""
     from PIL import Image
 
-    from stratum_kernel.paths import project_root
+    from stratum_kernel.core.paths import project_root
 
     sample = project_root() / "data" / "sample"
     rec = read_manifest(sample)[row]

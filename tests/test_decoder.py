@@ -9,11 +9,11 @@ import shutil
 import numpy as np
 import pytest
 
-from stratum_kernel import decoder as decoder_mod
-from stratum_kernel.decoder import DecoderParams, FrameDecoder, to_uint8
-from stratum_kernel.digests import file_sha256
-from stratum_kernel.errors import ModelError, RenderError
-from stratum_kernel.model_meta import load_model
+from stratum_kernel.core.digests import file_sha256
+from stratum_kernel.core.errors import ModelError, RenderError
+from stratum_kernel.picture import decoder as decoder_mod
+from stratum_kernel.picture.decoder import DecoderParams, FrameDecoder, to_uint8
+from stratum_kernel.picture.model import load_model
 
 
 def _latents(n: int, seed: int = 0) -> np.ndarray:
@@ -65,7 +65,7 @@ def test_failed_batch_is_retried_smaller_never_dropped(tiny_model, caplog):
     real = FrameDecoder(tiny_model, DecoderParams(execution_provider="cpu"))._session
     flaky = FlakySession(real, limit=2)
     dec = FrameDecoder(tiny_model, DecoderParams(batch_size=8), session=flaky)
-    with caplog.at_level(logging.WARNING, logger="stratum_kernel.decoder"):
+    with caplog.at_level(logging.WARNING, logger="stratum_kernel.picture.decoder"):
         out = dec.decode(z)
     np.testing.assert_array_equal(out, ref)
     assert dec.retries >= 2 and dec.batch_size == 2
@@ -86,7 +86,7 @@ def test_single_frame_failure_is_an_error(tiny_model):
 
 def test_provider_choice_is_logged_once(tiny_model, caplog, monkeypatch):
     monkeypatch.setattr(decoder_mod, "_logged", set())
-    with caplog.at_level(logging.INFO, logger="stratum_kernel.decoder"):
+    with caplog.at_level(logging.INFO, logger="stratum_kernel.picture.decoder"):
         d1 = FrameDecoder(tiny_model, DecoderParams(execution_provider="auto"))
         FrameDecoder(tiny_model, DecoderParams(execution_provider="auto"))
     assert d1.provider in (decoder_mod.CPU_EP, decoder_mod.CUDA_EP)
@@ -122,7 +122,7 @@ def test_params_validation():
 
 def test_torch_backend_without_weights_is_a_model_error(tiny_model):
     pytest.importorskip("torch")
-    pytest.importorskip("stratum_kernel.torch_generator")
+    pytest.importorskip("stratum_kernel.picture.generator")
     with pytest.raises(ModelError, match="'weights' is missing"):
         FrameDecoder(tiny_model, DecoderParams(execution_provider="torch"))
 
@@ -133,7 +133,7 @@ def test_torch_backend_without_weights_is_a_model_error(tiny_model):
 def test_torch_backend_matches_onnx_runtime(tmp_path, tiny_model_dir):
     """A small torch Generator exported to ONNX: both backends give the same frames (±1)."""
     torch = pytest.importorskip("torch")
-    tg = pytest.importorskip("stratum_kernel.torch_generator")
+    tg = pytest.importorskip("stratum_kernel.picture.generator")
     from safetensors.torch import save_file
 
     torch.manual_seed(0)

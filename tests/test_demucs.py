@@ -11,10 +11,10 @@ import pytest
 pytest.importorskip("demucs", reason="the Demucs backend needs the 'demucs' package")
 torch = pytest.importorskip("torch")
 
-from stratum_kernel import stems as st  # noqa: E402
-from stratum_kernel.demucs_backend import DemucsSeparator, save_demucs_model  # noqa: E402
-from stratum_kernel.errors import ModelError  # noqa: E402
-from stratum_kernel.stems import separate, separation_key  # noqa: E402
+from stratum_kernel.audio import stems as st  # noqa: E402
+from stratum_kernel.audio.demucs import DemucsSeparator, save_demucs_model  # noqa: E402
+from stratum_kernel.audio.stems import separate, separation_key  # noqa: E402
+from stratum_kernel.core.errors import ModelError  # noqa: E402
 
 SR = 22050
 
@@ -64,7 +64,7 @@ def _fresh(monkeypatch):
 def test_loads_the_saved_model_and_applies_it(weights, mix):
     from demucs.apply import apply_model
 
-    from stratum_kernel.audio_io import resample
+    from stratum_kernel.audio.files import resample
 
     sep = DemucsSeparator(weights)
     assert sep.sources == ["drums", "bass", "other", "vocals"] and sep.samplerate == 8000
@@ -123,7 +123,7 @@ def test_a_damaged_weights_file_is_a_model_error(tmp_path):
 
 
 def test_load_stems_caches_demucs_stems(weights, make_album, tmp_path, monkeypatch):
-    from stratum_kernel.album import load_album
+    from stratum_kernel.audio.album import load_album
 
     monkeypatch.setenv(st.WEIGHTS_ENV, str(weights))
     track = load_album(make_album(1, duration=1.0, stems=False, sr=16000)).tracks[0]

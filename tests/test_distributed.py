@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from stratum_kernel.album import load_album
-from stratum_kernel.errors import ConfigError, RenderError
-from stratum_kernel.jobs import RenderContext
-from stratum_kernel.render import render_album
+from stratum_kernel.audio.album import load_album
+from stratum_kernel.core.errors import ConfigError, RenderError
+from stratum_kernel.render.jobs import RenderContext
+from stratum_kernel.render.run import render_album
 from tests.test_render import NumpyAnalysis, make_config, sha, write_album
 
 distributed = pytest.importorskip("distributed")
@@ -125,7 +125,7 @@ def test_scheduler_config_and_errors(album_dir, tiny_model_dir, tmp_path):
     assert cfg.scheduler == "local:3"
     with pytest.raises(ConfigError, match="scheduler"):
         make_config(album_dir, tiny_model_dir, tmp_path, "x", scheduler="http://nope")
-    from stratum_kernel.distributed import connect
+    from stratum_kernel.render.distributed import connect
 
     with pytest.raises(RenderError, match="not int"):
         connect(8786)
@@ -137,7 +137,7 @@ def test_scheduler_config_and_errors(album_dir, tiny_model_dir, tmp_path):
 
 
 def test_fingerprint_ignores_where_chunks_run(album_dir, tiny_model_dir, tmp_path):
-    from stratum_kernel.render import config_fingerprint
+    from stratum_kernel.render.run import config_fingerprint
 
     a = make_config(album_dir, tiny_model_dir, tmp_path, "x")
     b = make_config(album_dir, tiny_model_dir, tmp_path, "x", scheduler="tcp://h:8786",
@@ -152,25 +152,25 @@ def test_cli_scheduler_flag(monkeypatch, tmp_path):
 
     parser = argparse.ArgumentParser()
     cmd.add_arguments(parser)
-    args = parser.parse_args(["--scheduler", "tcp://10.0.0.5:8786", "--shared-storage", "no"])
+    args = parser.parse_args(["--scheduler", "tcp://127.0.0.1:8786", "--shared-storage", "no"])
     seen = {}
 
     def fake_render(config, **kw):
         seen["config"] = config
         raise RenderError("stop here")
 
-    monkeypatch.setattr("stratum_kernel.render.render_album", fake_render)
+    monkeypatch.setattr(cmd, "render_album", fake_render)
     with pytest.raises(RenderError, match="stop here"):
         cmd.run(args)
-    assert seen["config"].scheduler == "tcp://10.0.0.5:8786"
+    assert seen["config"].scheduler == "tcp://127.0.0.1:8786"
     assert seen["config"].shared_storage is False
 
 
 def test_chunk_task_alone_equals_the_render_frames(album_dir, tiny_model_dir, tmp_path):
     """The task body, run in this process: both storage modes give the same bytes and the
     digests of exactly the frames RenderContext.frames computes; a foreign model refuses."""
-    from stratum_kernel.digests import file_sha256, frame_digest
-    from stratum_kernel.distributed import chunk_task, describe
+    from stratum_kernel.core.digests import file_sha256, frame_digest
+    from stratum_kernel.render.distributed import chunk_task, describe
 
     cfg = make_config(album_dir, tiny_model_dir, tmp_path, "t", render__chunk_frames=8)
     album = load_album(album_dir)
@@ -212,7 +212,7 @@ def test_a_chunk_that_keeps_failing_stops_the_run_resumably(album_dir, tiny_mode
 
 
 def test_connect_starts_and_stops_a_local_cluster(monkeypatch):
-    from stratum_kernel import distributed as dist
+    from stratum_kernel.render import distributed as dist
 
     made: dict = {}
 

@@ -9,22 +9,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stratum_kernel.audio_io import load_audio
-from stratum_kernel.encode import (
+from stratum_kernel.audio.files import load_audio
+from stratum_kernel.audio.loudness import integrated_loudness
+from stratum_kernel.core.errors import RenderError
+from stratum_kernel.film.encode import (
     EncodeParams,
     VideoEncoder,
-    check_film,
-    concat_films,
-    concat_segments,
     ffmpeg_version,
-    prepare_audio,
-    read_frames,
     resolve_x264,
     run_ffmpeg,
-    stream_report,
 )
-from stratum_kernel.errors import RenderError
-from stratum_kernel.loudness import integrated_loudness
+from stratum_kernel.film.mux import concat_films, concat_segments, prepare_audio
+from stratum_kernel.film.streams import check_film, read_frames, stream_report
 from tests.fixtures_audio import click_track, sine
 
 W, H, FPS = 160, 96, 24.0

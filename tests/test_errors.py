@@ -1,7 +1,7 @@
 from pydantic import BaseModel, ValidationError, model_validator
 
-from stratum_kernel.errors import ConfigError
-from stratum_kernel.schema import validation_error
+from stratum_kernel.core.errors import ConfigError
+from stratum_kernel.core.schema import validation_error
 
 
 class _Span(BaseModel):

@@ -13,9 +13,9 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from stratum_kernel.errors import ModelError  # noqa: E402
-from stratum_kernel.model_meta import load_model  # noqa: E402
-from stratum_kernel.torch_generator import Generator  # noqa: E402
+from stratum_kernel.core.errors import ModelError  # noqa: E402
+from stratum_kernel.picture.generator import Generator  # noqa: E402
+from stratum_kernel.picture.model import load_model  # noqa: E402
 from training import export_onnx  # noqa: E402
 from training.latent_analysis import find_anchors, find_axes, kmeans, name_clusters  # noqa: E402
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from stratum_kernel.audio.mixer import MixerState, db_to_linear
 from stratum_kernel.cli import main
-from stratum_kernel.mixer import MixerState, db_to_linear
-from stratum_kernel.timeline import STEM_NAMES
+from stratum_kernel.core.timeline import STEM_NAMES
 
 SR = 8000
 
@@ -29,16 +29,16 @@ def album(make_album):
 
 @pytest.fixture(autouse=True)
 def stems_module(monkeypatch):
-    """The real ``stratum_kernel.stems``, or until it exists a stand-in that reads bundled
+    """The real ``stratum_kernel.audio.stems``, or until it exists a stand-in that reads bundled
     stems only (the contract: ``load_stems(track, *, cache_root, backend) -> StemSet``)."""
     try:
-        import stratum_kernel.stems as real
+        import stratum_kernel.audio.stems as real
 
         return real
     except ModuleNotFoundError as err:
-        if err.name != "stratum_kernel.stems":
+        if err.name != "stratum_kernel.audio.stems":
             raise
-    from stratum_kernel.audio_io import load_audio
+    from stratum_kernel.audio.files import load_audio
 
     @dataclass
     class StemSet:
@@ -52,9 +52,9 @@ def stems_module(monkeypatch):
         return StemSet({s: y for s, (y, _) in loaded.items()},
                        next(iter(loaded.values()))[1], "bundled")
 
-    module = types.ModuleType("stratum_kernel.stems")
+    module = types.ModuleType("stratum_kernel.audio.stems")
     module.StemSet, module.load_stems, module.STAND_IN = StemSet, load_stems, True
-    monkeypatch.setitem(sys.modules, "stratum_kernel.stems", module)
+    monkeypatch.setitem(sys.modules, "stratum_kernel.audio.stems", module)
     return module
 
 

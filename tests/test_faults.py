@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from stratum_kernel.errors import ModelError, RenderError
+from stratum_kernel.core.errors import ModelError, RenderError
 from tests.test_render import NumpyAnalysis, render, sha, write_album
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def _finished_chunks(run: Path) -> set[str]:
 
 
 def test_ffmpeg_killed_mid_encode(baseline, album_dir, tiny_model_dir, tmp_path, monkeypatch):
-    from stratum_kernel import encode
+    from stratum_kernel.film import encode
 
     real_write = encode.VideoEncoder.write
     writes = {"n": 0}
@@ -111,7 +111,7 @@ def _cli(cfg: Path, run_id: str, *extra: str, delay: float = 0.0) -> subprocess.
 @pytest.fixture
 def stand_in_analysis(monkeypatch):
     """The in-process CLI with the numpy analysis stand-in (as ``_main`` does)."""
-    from stratum_kernel import render as render_mod
+    from stratum_kernel.render import run as render_mod
 
     real_init = render_mod.RenderContext.__init__
 
@@ -205,7 +205,7 @@ def test_cli_turns_signals_and_os_errors_into_one_line(monkeypatch, capsys, rais
 def test_cuda_provider_failure_falls_back_to_cpu(tiny_model, monkeypatch, caplog):
     import onnxruntime as ort
 
-    from stratum_kernel import decoder as dec
+    from stratum_kernel.picture import decoder as dec
 
     real_session = ort.InferenceSession
     tried: list = []
@@ -222,7 +222,7 @@ def test_cuda_provider_failure_falls_back_to_cpu(tiny_model, monkeypatch, caplog
     monkeypatch.setattr(ort, "preload_dlls", lambda *a, **k: None, raising=False)
     monkeypatch.setattr(dec, "_nvidia_device_present", lambda: True)
     monkeypatch.setattr(dec, "_cuda_works", None)
-    with caplog.at_level(logging.WARNING, logger="stratum_kernel.decoder"):
+    with caplog.at_level(logging.WARNING, logger="stratum_kernel.picture.decoder"):
         fd = dec.FrameDecoder(tiny_model, dec.DecoderParams(execution_provider="auto"))
     assert fd.provider == dec.CPU_EP and tried[0][0] == dec.CUDA_EP
     assert "CUDA could not be used" in caplog.text and "CUDA failure 100" in caplog.text
@@ -240,8 +240,8 @@ def test_cuda_provider_failure_falls_back_to_cpu(tiny_model, monkeypatch, caplog
 
 def test_corrupt_feature_cache_is_recomputed(make_album, tmp_path, caplog):
     """A cache file cut short by a crash, or another track's file under this name."""
-    from stratum_kernel.album import load_album
-    from stratum_kernel.feature_cache import FeatureCache
+    from stratum_kernel.analysis.cache import FeatureCache
+    from stratum_kernel.audio.album import load_album
 
     album = load_album(make_album(2, duration=1.0, stems=False))
     cache = FeatureCache(tmp_path / "features")
@@ -253,7 +253,7 @@ def test_corrupt_feature_cache_is_recomputed(make_album, tmp_path, caplog):
     for damage in ("cut", "swapped"):
         data = pa.read_bytes()
         pa.write_bytes(data[: len(data) * 2 // 3] if damage == "cut" else pb.read_bytes())
-        with caplog.at_level(logging.WARNING, logger="stratum_kernel.feature_cache"):
+        with caplog.at_level(logging.WARNING, logger="stratum_kernel.analysis.cache"):
             again = cache.load_or_compute(a, stems="none")
         assert "recomputing" in caplog.text
         caplog.clear()
@@ -270,7 +270,7 @@ def test_corrupt_feature_cache_is_recomputed(make_album, tmp_path, caplog):
 def test_corrupt_or_mismatched_model(tiny_model_dir, tmp_path, damage):
     import shutil
 
-    from stratum_kernel.model_meta import load_model
+    from stratum_kernel.picture.model import load_model
     from tests.fixtures_model import build_tiny_onnx
 
     d = tmp_path / "model"
@@ -361,7 +361,7 @@ def _fake_ffmpeg(tmp: Path, real: str, mode: str) -> Path:
 
 @pytest.fixture
 def fresh_ffmpeg_lookup():
-    from stratum_kernel import encode
+    from stratum_kernel.film import encode
 
     encode.ffmpeg_exe.cache_clear()
     encode.ffmpeg_version.cache_clear()
@@ -468,8 +468,8 @@ def test_kernel_dying_under_papermill_make_render(tmp_path):
 def _main() -> int:
     """``python -m tests.test_faults render ...``: the real CLI with the analysis stand-in
     and ``$STRATUM_TEST_DECODE_DELAY`` seconds of sleep per decoded batch."""
-    from stratum_kernel import render as render_mod
     from stratum_kernel.cli import main
+    from stratum_kernel.render import run as render_mod
 
     delay = float(os.environ.get("STRATUM_TEST_DECODE_DELAY") or 0)
     real_init = render_mod.RenderContext.__init__

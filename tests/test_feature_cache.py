@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stratum_kernel import digests
-from stratum_kernel import feature_cache as fc
-from stratum_kernel.album import load_album
-from stratum_kernel.digests import file_sha256
-from stratum_kernel.feature_cache import AlbumAnalysis, FeatureCache, analyze_album
-from stratum_kernel.features import (
+from stratum_kernel.analysis import cache as fc
+from stratum_kernel.analysis.cache import AlbumAnalysis, FeatureCache, analyze_album
+from stratum_kernel.analysis.features import (
     FeatureCacheError,
     FeatureParams,
     TrackFeatures,
     compute_features,
 )
+from stratum_kernel.audio.album import load_album
+from stratum_kernel.core import digests
+from stratum_kernel.core.digests import file_sha256
 from tests.fixtures_audio import click_track, sine
 
 
@@ -117,7 +117,7 @@ def test_a_damaged_cache_file_is_recomputed_not_trusted(tmp_path, album, counted
             np.savez(fh, **arrays)
     with pytest.raises(FeatureCacheError):
         TrackFeatures.load(path)
-    with caplog.at_level(logging.WARNING, logger="stratum_kernel.feature_cache"):
+    with caplog.at_level(logging.WARNING, logger="stratum_kernel.analysis.cache"):
         again = cache.load_or_compute(track, stems="none")
     assert len(counted) == 2 and "recomputing" in caplog.text
     np.testing.assert_array_equal(again.series["rms"], good.series["rms"])

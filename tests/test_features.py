@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from stratum_kernel.dsp import median_filter_axis, stft_magnitude
-from stratum_kernel.errors import AudioError
-from stratum_kernel.feature_frames import album_reference, frame_features, sample_peaks
-from stratum_kernel.features import (
+from stratum_kernel.analysis.features import (
     FeatureParams,
     TrackFeatures,
     compute_features,
     warm_numba_cache,
 )
-from stratum_kernel.tempo import estimate_tempo, track_beats
-from stratum_kernel.timeline import frame_count
+from stratum_kernel.analysis.frames import album_reference, frame_features, sample_peaks
+from stratum_kernel.analysis.tempo import estimate_tempo, track_beats
+from stratum_kernel.core.dsp import median_filter_axis, stft_magnitude
+from stratum_kernel.core.errors import AudioError
+from stratum_kernel.core.timeline import frame_count
 from tests.fixtures_audio import click_track, sine
 
 SR = 22050
@@ -316,7 +316,7 @@ def ten_minute_clicks():
     near the end, each starting exactly on a hop (so the true frame is known exactly)."""
     import librosa
 
-    from stratum_kernel.features import _onset_from_mel
+    from stratum_kernel.analysis.features import _onset_from_mel
 
     duration = 600.0
     n = round(duration * SR)

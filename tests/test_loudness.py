@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly, sosfreqz
 
-from stratum_kernel import loudness as L
+from stratum_kernel.audio import loudness as L
 from tests.fixtures_audio import pink_noise, sine
 
 

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stratum_kernel.errors import AudioError, ConfigError
-from stratum_kernel.mixer import (
+from stratum_kernel.audio.mixer import (
     GAIN_DB_MAX,
     GAIN_DB_MIN,
     SILENCE_DBFS,
@@ -37,7 +36,8 @@ from stratum_kernel.mixer import (
     stem_levels,
     stems_zip_bytes,
 )
-from stratum_kernel.timeline import STEM_NAMES, FrameFeatures
+from stratum_kernel.core.errors import AudioError, ConfigError
+from stratum_kernel.core.timeline import STEM_NAMES, FrameFeatures
 from tests.fixtures_audio import album_stems, sine
 
 SR = 8000
@@ -157,7 +157,7 @@ def test_rule_holds_for_every_combination(solo_bits):
 
 
 def test_mix_at_unity_gives_back_the_album_mix(make_album):
-    from stratum_kernel.audio_io import load_audio
+    from stratum_kernel.audio.files import load_audio
 
     root = make_album(1, duration=1.0, sr=SR, stems=True)
     mix_file, _ = load_audio(root / "audio" / "track1.wav")
@@ -431,8 +431,8 @@ def widget_stems() -> dict[str, np.ndarray]:
                          [("flac", False, 44100, 22050), ("wav", True, 44100, 22050),
                           ("flac", False, 8000, 8000)])
 def test_encode_preview(widget_stems, encoding, mono, sr, rate):
-    from stratum_kernel.audio_io import resample
-    from stratum_kernel.mixer_widget import encode_preview
+    from stratum_kernel.audio.files import resample
+    from stratum_kernel.studio.mixer_widget import encode_preview
 
     y = widget_stems["bass"] if sr == 44100 else album_stems(120.0, 0.5, sr)["bass"]
     data = encode_preview(y, sr, encoding=encoding, mono=mono)
@@ -444,7 +444,7 @@ def test_encode_preview(widget_stems, encoding, mono, sr, rate):
 
 
 def test_encode_preview_refuses_unknown_encoding(widget_stems):
-    from stratum_kernel.mixer_widget import encode_preview
+    from stratum_kernel.studio.mixer_widget import encode_preview
 
     with pytest.raises(ConfigError, match="unknown preview encoding 'mp3'"):
         encode_preview(widget_stems["bass"], 44100, encoding="mp3")
@@ -453,7 +453,7 @@ def test_encode_preview_refuses_unknown_encoding(widget_stems):
 def test_widget_traits(widget_stems):
     import traitlets
 
-    from stratum_kernel.mixer_widget import STEM_COLORS, StemMixer
+    from stratum_kernel.studio.mixer_widget import STEM_COLORS, StemMixer
 
     w = StemMixer(widget_stems, 44100, state={"vocals": {"mute": True}}, title="Track 1")
     assert w.names == list(STEM_NAMES) and len(w.audio) == 4
@@ -479,14 +479,14 @@ def test_widget_traits(widget_stems):
 
 
 def test_widget_refuses_unknown_stems(widget_stems):
-    from stratum_kernel.mixer_widget import StemMixer
+    from stratum_kernel.studio.mixer_widget import StemMixer
 
     with pytest.raises(ConfigError, match="expected stems named"):
         StemMixer({"guitar": widget_stems["bass"]}, 44100)
 
 
 def test_widget_subset_of_stems(widget_stems):
-    from stratum_kernel.mixer_widget import StemMixer
+    from stratum_kernel.studio.mixer_widget import StemMixer
 
     w = StemMixer({"vocals": widget_stems["vocals"], "drums": widget_stems["drums"]}, 44100,
                   preview_sr=11025, mono=True, encoding="wav")
@@ -495,7 +495,7 @@ def test_widget_subset_of_stems(widget_stems):
 
 
 def test_widget_export_buttons(widget_stems, tmp_path):
-    from stratum_kernel.mixer_widget import StemMixer
+    from stratum_kernel.studio.mixer_widget import StemMixer
 
     w = StemMixer(widget_stems, 44100, state={"drums": {"solo": True}}, title="Track 1",
                   export_dir=tmp_path / "exports")
@@ -528,7 +528,7 @@ def test_widget_export_buttons(widget_stems, tmp_path):
 
 
 def test_widget_file_exports(widget_stems, tmp_path):
-    from stratum_kernel.mixer_widget import StemMixer
+    from stratum_kernel.studio.mixer_widget import StemMixer
 
     w = StemMixer(widget_stems, 44100, state={"bass": {"mute": True}}, title="t")
     report = w.export_wav(tmp_path / "m.wav", subtype="FLOAT")
@@ -545,7 +545,7 @@ def test_widget_file_exports(widget_stems, tmp_path):
 def test_widget_links_to_a_timeline(widget_stems):
     import ipywidgets
 
-    from stratum_kernel.mixer_widget import StemMixer
+    from stratum_kernel.studio.mixer_widget import StemMixer
 
     w = StemMixer(widget_stems, 44100)
     slider = ipywidgets.FloatSlider(min=0, max=w.duration, step=0.05)
@@ -561,12 +561,12 @@ def test_widget_links_to_a_timeline(widget_stems):
 def test_widget_from_track(make_album, monkeypatch):
     from dataclasses import dataclass
 
-    from stratum_kernel.album import load_album
-    from stratum_kernel.audio_io import load_audio
-    from stratum_kernel.mixer_widget import StemMixer
+    from stratum_kernel.audio.album import load_album
+    from stratum_kernel.audio.files import load_audio
+    from stratum_kernel.studio.mixer_widget import StemMixer
 
     try:
-        import stratum_kernel.stems  # noqa: F401
+        import stratum_kernel.audio.stems  # noqa: F401
     except ModuleNotFoundError:  # until stems.py exists: a stand-in for bundled stems
         import sys
         import types
@@ -581,9 +581,9 @@ def test_widget_from_track(make_album, monkeypatch):
             loaded = {s: load_audio(p) for s, p in track.stem_paths.items()}
             return StemSet({s: y for s, (y, _) in loaded.items()}, loaded["bass"][1], "bundled")
 
-        module = types.ModuleType("stratum_kernel.stems")
+        module = types.ModuleType("stratum_kernel.audio.stems")
         module.load_stems = load_stems
-        monkeypatch.setitem(sys.modules, "stratum_kernel.stems", module)
+        monkeypatch.setitem(sys.modules, "stratum_kernel.audio.stems", module)
 
     root = make_album(1, duration=0.5, sr=SR, stems=True)
     track = load_album(root).track("track1")

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stratum_kernel.mixer import MixerState, effective_gains, mix
-from stratum_kernel.mixer_widget import STATIC, encode_preview
-from stratum_kernel.timeline import STEM_NAMES
+from stratum_kernel.audio.mixer import MixerState, effective_gains, mix
+from stratum_kernel.core.timeline import STEM_NAMES
+from stratum_kernel.studio.mixer_widget import STATIC, encode_preview
 
 pytestmark = pytest.mark.browser
 
@@ -366,7 +366,7 @@ def test_widget_view_controls_and_sync(page):
 VOILA_NB_SOURCE = """\
 import ipywidgets as w
 import numpy as np
-from stratum_kernel.mixer_widget import StemMixer
+from stratum_kernel.studio.mixer_widget import StemMixer
 t = np.arange(2 * 8000) / 8000
 stems = {n: np.stack([0.2 * np.sin(2 * np.pi * f * t)] * 2).astype(np.float32)
          for n, f in (("drums", 110), ("bass", 220), ("other", 330), ("vocals", 440))}

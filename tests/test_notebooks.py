@@ -163,8 +163,8 @@ def test_studio_notebooks_have_a_parameters_cell_and_the_stratum_kernel(name):
 
 
 def test_resolve_parameters_fill_from_the_environment_and_convert():
-    from stratum_kernel.errors import ConfigError
-    from stratum_kernel.overrides import overrides_from_params
+    from stratum_kernel.core.errors import ConfigError
+    from stratum_kernel.render.overrides import overrides_from_params
     from stratum_kernel.studio.notebook_params import resolve_parameters
 
     env = {"STRATUM_NB_TRACKS": "a, b", "STRATUM_NB_FPS": "30", "STRATUM_NB_RUN_ID": "x",

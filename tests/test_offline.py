@@ -104,11 +104,11 @@ def test_analysis_and_rendering_never_touch_the_network(no_network_at_all, make_
                                                         tiny_model_dir, tmp_path):
     """The real librosa analysis (with DSP stem separation) and a real render, both with
     every INET socket refused."""
-    from stratum_kernel.album import load_album
-    from stratum_kernel.config import RenderConfig
-    from stratum_kernel.feature_cache import FeatureCache, analyze_album
-    from stratum_kernel.jobs import RenderContext
-    from stratum_kernel.render import render_album
+    from stratum_kernel.analysis.cache import FeatureCache, analyze_album
+    from stratum_kernel.audio.album import load_album
+    from stratum_kernel.render.config import RenderConfig
+    from stratum_kernel.render.jobs import RenderContext
+    from stratum_kernel.render.run import render_album
 
     album = load_album(make_album(1, duration=1.0, stems=False))
     analysis = analyze_album(album, cache=FeatureCache(tmp_path / "cache" / "features"),

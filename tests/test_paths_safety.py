@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from stratum_kernel.album import load_album
-from stratum_kernel.config import RenderConfig, load_render_config, validate_against_album
-from stratum_kernel.errors import ConfigError, RenderError, StratumError
+from stratum_kernel.audio.album import load_album
+from stratum_kernel.core.errors import ConfigError, RenderError, StratumError
+from stratum_kernel.render.config import RenderConfig, load_render_config, validate_against_album
 from tests.fixtures_audio import sine
 from tests.test_render import render, write_album
 
@@ -129,7 +129,7 @@ def test_preset_names_with_separators(album_dir, tiny_model_dir, tmp_path, bad):
 
 @pytest.mark.parametrize("bad", ["..", "../x", "a\\b", "", "x" * 200])
 def test_saved_preset_names_stay_in_the_presets_folder(tmp_path, monkeypatch, bad):
-    from stratum_kernel import presets
+    from stratum_kernel.motion import presets
 
     monkeypatch.setattr(presets, "user_presets_dir", lambda: tmp_path / "user")
     preset = presets.load_preset("pulse")
@@ -156,7 +156,7 @@ def test_notebook_parameters_are_validated_like_the_cli(album_dir, tiny_model_di
 
 def test_verify_reads_only_inside_the_run(tmp_path):
     """A tampered meta.json naming '../' files makes verify look inside the run only."""
-    from stratum_kernel.verify import verify_run
+    from stratum_kernel.render.verify import verify_run
 
     run = tmp_path / "renders" / "r"
     run.mkdir(parents=True)
@@ -177,7 +177,7 @@ def test_verify_reads_only_inside_the_run(tmp_path):
 
 
 def test_feature_cache_files_stay_in_the_cache(tmp_path, album_dir):
-    from stratum_kernel.feature_cache import FeatureCache
+    from stratum_kernel.analysis.cache import FeatureCache
 
     cache = FeatureCache(tmp_path / "cache" / "features")
     for track in load_album(album_dir).tracks:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stratum_kernel.postfx import (
+from stratum_kernel.picture.postfx import (
     MODULATABLE,
     GradeParams,
     PostFXParams,

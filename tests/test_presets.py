@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from stratum_kernel.controller import LatentController
-from stratum_kernel.errors import ConfigError
-from stratum_kernel.presets import (
+from stratum_kernel.core.errors import ConfigError
+from stratum_kernel.motion.controller import LatentController
+from stratum_kernel.motion.presets import (
     BUNDLED_DIR,
     Preset,
     deep_merge,

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stratum_kernel.album import load_album
-from stratum_kernel.audio_io import load_audio
-from stratum_kernel.config import RenderConfig
-from stratum_kernel.errors import ConfigError, RenderError
-from stratum_kernel.jobs import RenderContext, frame_at_time, frames_at_times
-from stratum_kernel.render import render_album
+from stratum_kernel.audio.album import load_album
+from stratum_kernel.audio.files import load_audio
+from stratum_kernel.core.errors import ConfigError, RenderError
+from stratum_kernel.render.config import RenderConfig
+from stratum_kernel.render.jobs import RenderContext, frame_at_time, frames_at_times
+from stratum_kernel.render.run import render_album
 from tests.fixtures_analysis import NumpyAnalysis
 from tests.fixtures_audio import album_stems
 
@@ -115,7 +115,7 @@ def test_run_folder_is_complete(baseline):
 
 
 def test_audio_is_normalised_and_aligned(baseline):
-    from stratum_kernel.loudness import integrated_loudness
+    from stratum_kernel.audio.loudness import integrated_loudness
 
     y, sr = load_audio(baseline.run_dir / "track1.mp4")
     assert sr == 48000 and y.shape[0] == 2
@@ -180,7 +180,7 @@ class Interrupt(Exception):
 @pytest.mark.parametrize("where", ["between_chunks", "inside_chunk"])
 def test_resume_ends_with_identical_files(baseline, album_dir, tiny_model_dir, tmp_path,
                                           monkeypatch, where):
-    from stratum_kernel import render as render_mod
+    from stratum_kernel.render import run as render_mod
 
     if where == "between_chunks":
         def hook(track, chunk):
@@ -258,8 +258,8 @@ def test_bad_track_and_frame_range(album_dir, tiny_model_dir, tmp_path):
 
 def test_cli_render_and_verify(album_dir, tiny_model_dir, tmp_path, monkeypatch, capsys):
     """The command line end to end, with the analysis stand-in patched in."""
-    from stratum_kernel import render as render_mod
     from stratum_kernel.cli import main
+    from stratum_kernel.render import run as render_mod
 
     real_init = render_mod.RenderContext.__init__
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stratum_kernel.album import load_album
-from stratum_kernel.audio_io import load_audio
-from stratum_kernel.jobs import RenderContext
-from stratum_kernel.render import render_album
-from stratum_kernel.timeline import STEM_NAMES, frame_count, frame_times
+from stratum_kernel.audio.album import load_album
+from stratum_kernel.audio.files import load_audio
+from stratum_kernel.core.timeline import STEM_NAMES, frame_count, frame_times
+from stratum_kernel.render.jobs import RenderContext
+from stratum_kernel.render.run import render_album
 from tests.fixtures_audio import album_stems
 from tests.test_render import NumpyAnalysis, make_config
 
@@ -121,7 +121,7 @@ def test_soundtrack_mute_removes_the_vocals_only_from_the_sound(renders, album_d
 
 
 def test_mixer_changes_the_fingerprint_and_per_track_spec(album_dir, tiny_model_dir, tmp_path):
-    from stratum_kernel.render import config_fingerprint
+    from stratum_kernel.render.run import config_fingerprint
 
     a = make_config(album_dir, tiny_model_dir, tmp_path, "x")
     b = make_config(album_dir, tiny_model_dir, tmp_path, "x",

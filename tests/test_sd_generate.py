@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-from stratum_kernel.errors import ConfigError, ModelError  # noqa: E402
+from stratum_kernel.core.errors import ConfigError, ModelError  # noqa: E402
 from training import sd_generate  # noqa: E402
 from training.dataset import ImageRecord, read_manifest  # noqa: E402
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from stratum_kernel.seeding import rng_for, stable_hash
+from stratum_kernel.core.seeding import rng_for, stable_hash
 
 
 def test_rng_is_keyed_not_ordered():

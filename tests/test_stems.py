@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stratum_kernel import stems as st
-from stratum_kernel.album import load_album
-from stratum_kernel.errors import AudioError, ModelError, StratumError
-from stratum_kernel.stems import (
+from stratum_kernel.audio import stems as st
+from stratum_kernel.audio.album import load_album
+from stratum_kernel.audio.stems import (
     DSPSeparatorParams,
     StemSet,
     load_stems,
@@ -21,6 +20,7 @@ from stratum_kernel.stems import (
     separate_dsp,
     separation_key,
 )
+from stratum_kernel.core.errors import AudioError, ModelError, StratumError
 from tests.fixtures_audio import album_stems, sine
 
 STEMS = ("drums", "bass", "other", "vocals")

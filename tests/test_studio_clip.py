@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stratum_kernel.album import load_album
-from stratum_kernel.encode import VideoEncoder, read_frames, stream_report
+from stratum_kernel.audio.album import load_album
+from stratum_kernel.film.encode import VideoEncoder
+from stratum_kernel.film.streams import read_frames, stream_report
 from stratum_kernel.studio.clip import ClipPanel, ClipRenderer
 from stratum_kernel.studio.preview import PreviewEngine
 from tests.test_studio_preview import (  # noqa: F401 - fixtures
@@ -60,7 +61,7 @@ def test_clip_is_the_exact_frames_with_the_films_audio(renderer, tmp_path):
 
 
 def test_clip_near_the_end_is_shifted_back_and_cancel_stops_it(renderer):
-    from stratum_kernel.errors import RenderError
+    from stratum_kernel.core.errors import RenderError
 
     preset = renderer.engine.file_preset("track2")
     clip = renderer.render("track2", preset, 35, 1.0)

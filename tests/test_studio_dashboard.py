@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stratum_kernel.album import load_album
+from stratum_kernel.audio.album import load_album
 from stratum_kernel.studio.dashboard import Dashboard
 from tests.test_studio_preview import (  # noqa: F401 - fixtures
     StudioAnalysis,

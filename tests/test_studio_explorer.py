@@ -10,14 +10,14 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from stratum_kernel.album import load_album
-from stratum_kernel.postfx import PostFXParams
-from stratum_kernel.presets import Preset, load_preset
-from stratum_kernel.render import render_album
+from stratum_kernel.audio.album import load_album
+from stratum_kernel.motion.presets import Preset, load_preset
+from stratum_kernel.picture.postfx import PostFXParams
+from stratum_kernel.render.run import render_album
 from stratum_kernel.studio.explorer import AS_LOADED, PresetExplorer
 from stratum_kernel.studio.preset_form import PresetForm, field_bounds, nice_step
 from stratum_kernel.studio.preview import PreviewEngine
-from stratum_kernel.studio.timeline import TimelinePlot, column_peaks, feature_lanes
+from stratum_kernel.studio.transport import TimelinePlot, column_peaks, feature_lanes
 from tests.test_studio_preview import (  # noqa: F401 - fixtures
     StudioAnalysis,
     studio_album,
@@ -119,7 +119,7 @@ def test_a_saved_preset_renders_what_the_preview_showed(explorer, studio_album, 
                         render={"chunk_frames": 16, "keep_frames": True},
                         tracks=[{"id": "track1", "preset": str(path)}])
     album = load_album(studio_album)
-    from stratum_kernel.jobs import RenderContext
+    from stratum_kernel.render.jobs import RenderContext
 
     ctx = RenderContext(cfg, album=album, analysis=StudioAnalysis(album))
     result = render_album(cfg, progress=False, context=ctx)
@@ -161,7 +161,7 @@ def test_load_and_reset(explorer):
     assert ex.preset.postfx["saturation"] == 2.0
     ex.reset()
     assert ex.preset == load_preset("drift")
-    from stratum_kernel.errors import ConfigError
+    from stratum_kernel.core.errors import ConfigError
 
     with pytest.raises(ConfigError):
         ex.load("no-such-preset")

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stratum_kernel.album import load_album
-from stratum_kernel.config import RenderConfig
-from stratum_kernel.jobs import RenderContext, controller_key
-from stratum_kernel.presets import load_preset, merge_preset_layers
+from stratum_kernel.audio.album import load_album
+from stratum_kernel.motion.presets import load_preset, merge_preset_layers
+from stratum_kernel.render.config import RenderConfig
+from stratum_kernel.render.jobs import RenderContext, controller_key
 from stratum_kernel.studio.preview import (
     LatestWins,
     PreviewEngine,
@@ -216,7 +216,7 @@ def test_controller_change_gives_a_draft_then_the_exact_frame(engine):
 
 
 def test_frames_outside_the_track_are_refused(engine):
-    from stratum_kernel.errors import RenderError
+    from stratum_kernel.core.errors import RenderError
 
     with pytest.raises(RenderError, match="outside track"):
         engine.frames("track1", 40, 60)

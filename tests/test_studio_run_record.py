@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from stratum_kernel.config import RenderConfig
-from stratum_kernel.record import RUN_FORMAT, RunRecord
+from stratum_kernel.core.timeline import FrameFeatures
+from stratum_kernel.render.config import RenderConfig
+from stratum_kernel.render.record import RUN_FORMAT, RunRecord
 from stratum_kernel.studio import run_record
-from stratum_kernel.timeline import FrameFeatures
 
 
 def _record(timed: bool = True) -> RunRecord:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from stratum_kernel.timeline import FrameFeatures, frame_count, frame_times, sample_series
+from stratum_kernel.core.timeline import FrameFeatures, frame_count, frame_times, sample_series
 
 
 @pytest.mark.parametrize("fps", [24, 30, 60, 120])

@@ -9,8 +9,8 @@ pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_torch_thread")]
 
 torch = pytest.importorskip("torch")
 
-from stratum_kernel.errors import ModelError  # noqa: E402
-from stratum_kernel.torch_generator import (  # noqa: E402
+from stratum_kernel.core.errors import ModelError  # noqa: E402
+from stratum_kernel.picture.generator import (  # noqa: E402
     Generator,
     _groups,
     count_parameters,

@@ -362,8 +362,8 @@ def test_notebook_runs_under_papermill(tmp_path):
     import subprocess
     import sys
 
-    from stratum_kernel.model_meta import load_model
-    from stratum_kernel.paths import project_root
+    from stratum_kernel.core.paths import project_root
+    from stratum_kernel.picture.model import load_model
 
     root = project_root()
     out = tmp_path / "executed.ipynb"

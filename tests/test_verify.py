@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from stratum_kernel.cli import main
-from stratum_kernel.errors import RenderError
-from stratum_kernel.verify import verify_run
+from stratum_kernel.core.errors import RenderError
+from stratum_kernel.render.verify import verify_run
 from tests.test_render import render, write_album
 
 

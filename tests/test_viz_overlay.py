@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stratum_kernel.errors import ConfigError
-from stratum_kernel.timeline import FrameFeatures
+from stratum_kernel.core.errors import ConfigError
+from stratum_kernel.core.timeline import FrameFeatures
 from stratum_kernel.viz.overlay import OverlaySpec, build_overlay, parse_overlay_spec
 from stratum_kernel.viz.raster import parse_hex
 from stratum_kernel.viz.settings import VisualizationSettings
@@ -171,7 +171,7 @@ def test_stems_audio_and_saved_params(settings, rng):
 
 def test_through_postfx_chunking_never_changes_a_pixel(settings):
     """The real post-FX stage calls the overlay per frame; any chunking gives the same film."""
-    from stratum_kernel.postfx import PostFXParams, apply_postfx
+    from stratum_kernel.picture.postfx import PostFXParams, apply_postfx
 
     ff = frame_features(n=12, start=1.0)
     ov = build_overlay({"kind": "stem_waveform", "height": 0.3, "opacity": 80}, features=ff,

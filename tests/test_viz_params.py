@@ -7,7 +7,7 @@ import os
 import pytest
 import yaml
 
-from stratum_kernel.errors import ConfigError
+from stratum_kernel.core.errors import ConfigError
 from stratum_kernel.viz.params import (
     DynamicsParams,
     LoudnessParams,

@@ -95,7 +95,7 @@ def test_spectral_showcase_with_beats(make_album):
 def test_notebook_runs_headless_with_papermill(make_album, tmp_path):
     import papermill as pm
 
-    from stratum_kernel.paths import project_root
+    from stratum_kernel.core.paths import project_root
 
     album = make_album(2, duration=2.0, sr=8000, stems=True, name="nb-album")
     out = tmp_path / "pngs"

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
-from stratum_kernel.paths import atomic_path, write_bytes_atomic
+from stratum_kernel.core.paths import atomic_path, write_bytes_atomic
 
 MANIFEST_FIELDS = ["file", "bucket", "seed", "width", "height", "sha256", "source", "score", "kept"]
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from stratum_kernel.paths import project_root
+from stratum_kernel.core.paths import project_root
 
 
 def _cv2():
@@ -99,7 +99,7 @@ def evaluate(
     native-size ceiling."""
     import torch
 
-    from stratum_kernel.torch_generator import generator_from_config
+    from stratum_kernel.picture.generator import generator_from_config
     from training.metrics import colour_stats, sliced_wasserstein, summarize_stats
     from training.sampling import fixed_latents, generate, interpolation_sweeps, smoothness
 
@@ -160,8 +160,8 @@ def write_figures(gen, out_dir: str | Path, *, levels: int, thumb: int = 128) ->
 def load_generator(*, model: str | None = None, checkpoint: str | None = None):
     """(EMA generator, native levels, where it came from) from an exported model folder or a
     (travel) checkpoint."""
-    from stratum_kernel.model_meta import load_model
-    from stratum_kernel.torch_generator import load_generator_safetensors
+    from stratum_kernel.picture.generator import load_generator_safetensors
+    from stratum_kernel.picture.model import load_model
 
     root = project_root()
     if checkpoint:

@@ -5,7 +5,7 @@ The ONNX file is FP32, opset 18, one self-contained file (weights inside, no
 float32 [B, 8, 16, 16] and the output ``image`` float32 [B, 3, N, N] in [-1, 1], N the
 native size: the highest stage the checkpoint trained (``--size`` picks a lower head, e.g.
 128² for CPU drafts of a 256² model).
-``meta.json`` follows :mod:`stratum_kernel.model_meta` (sha256 of both files, named
+``meta.json`` follows :mod:`stratum_kernel.picture.model` (sha256 of both files, named
 anchors, image-change-ordered axes) and is validated by ``load_model`` before the export
 counts as done. Every file is written under a temporary name and renamed.
 
@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from stratum_kernel import __version__
-from stratum_kernel.digests import file_sha256
-from stratum_kernel.model_meta import META_FORMAT, load_model
-from stratum_kernel.paths import atomic_path, write_text_atomic
-from stratum_kernel.torch_generator import Generator, count_parameters, generator_from_config
+from stratum_kernel.core.digests import file_sha256
+from stratum_kernel.core.paths import atomic_path, write_text_atomic
+from stratum_kernel.picture.generator import Generator, count_parameters, generator_from_config
+from stratum_kernel.picture.model import META_FORMAT, load_model
 
 OPSET = 18
 
@@ -110,7 +110,7 @@ def build_meta(
     training: dict[str, Any],
     levels: int | None = None,
 ) -> dict[str, Any]:
-    """The meta.json document (see :class:`stratum_kernel.model_meta.ModelMeta`); the
+    """The meta.json document (see :class:`stratum_kernel.picture.model.ModelMeta`); the
     output shape is the native size, ``gen`` stopped after ``levels`` stages."""
     levels = gen.levels if levels is None else int(levels)
     size = gen.resolution(levels)
@@ -130,7 +130,7 @@ def build_meta(
         },
         "checkpoint": checkpoint,
         "architecture": {
-            "class": "stratum_kernel.torch_generator.Generator",
+            "class": "stratum_kernel.picture.generator.Generator",
             "config": gen.config,
             "parameters": count_parameters(gen),
             "levels": levels,

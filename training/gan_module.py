@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from stratum_kernel.torch_generator import Generator
+from stratum_kernel.picture.generator import Generator
 from training.augment import DiffAugmentParams, diff_augment
 from training.losses import d_loss, g_loss, gradient_penalty
 from training.metrics import colour_stats, sliced_wasserstein, summarize_stats

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stratum_kernel.torch_generator import Generator
+from stratum_kernel.picture.generator import Generator
 from training.metrics import colour_stats
 
 # Hue families (centre in degrees of the opponent-colour hue angle used by colour_stats).

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from stratum_kernel.paths import project_root
+from stratum_kernel.core.paths import project_root
 from training.dataset import ImageRecord, write_image, write_manifest
 from training.procedural import BUCKETS, generate
 

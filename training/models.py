@@ -1,6 +1,6 @@
 """The discriminator, and the EMA helper for the generator.
 
-The generator lives in :mod:`stratum_kernel.torch_generator` (one definition shared with
+The generator lives in :mod:`stratum_kernel.picture.generator` (one definition shared with
 the kernel). The discriminator mirrors it: per-resolution input layers (``from_rgb``),
 residual blocks with strided downsampling, then a minibatch-stddev feature and a
 global-average head. Because blocks are keyed by resolution, one discriminator serves

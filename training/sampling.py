@@ -1,6 +1,6 @@
 """Sample grids and latent interpolation sweeps (validation figures and README figures).
 
-All functions take a :class:`~stratum_kernel.torch_generator.Generator` and return uint8
+All functions take a :class:`~stratum_kernel.picture.generator.Generator` and return uint8
 images [H, W, 3] ready to save; nothing here trains.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stratum_kernel.paths import atomic_path
-from stratum_kernel.torch_generator import Generator
+from stratum_kernel.core.paths import atomic_path
+from stratum_kernel.picture.generator import Generator
 
 
 def fixed_latents(count: int, seed: int, shape: tuple[int, int, int] = (8, 16, 16)) -> np.ndarray:

@@ -24,10 +24,10 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stratum_kernel.errors import ConfigError, ModelError
-from stratum_kernel.paths import project_root
-from stratum_kernel.schema import validation_error
-from stratum_kernel.seeding import stable_hash
+from stratum_kernel.core.errors import ConfigError, ModelError
+from stratum_kernel.core.paths import project_root
+from stratum_kernel.core.schema import validation_error
+from stratum_kernel.core.seeding import stable_hash
 from training.dataset import ImageRecord, write_image, write_manifest
 from training.metrics import colour_stats
 

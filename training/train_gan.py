@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from stratum_kernel.paths import project_root
+from stratum_kernel.core.paths import project_root
 
 HELD_OUT_EVERY = 12  # every 12th image of a set is held out for validation / SWD
 DEFAULT_PLAN = "32:40,64:100:20,128:260:30"

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from stratum_kernel.paths import atomic_path
+from stratum_kernel.core.paths import atomic_path
 
 TRAVEL_FORMAT = "stratum-travel/1"
 _EXACT_PREFIXES = ("g_ema.",)

@@ -29,7 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from stratum_kernel.analysis.cache import FeatureCache
+from stratum_kernel.analysis.features import FeatureParams, compute_features
+from stratum_kernel.audio.album import load_album
+from stratum_kernel.audio.files import load_audio
+from stratum_kernel.audio.stems import sdr, separate_dsp
 from stratum_kernel.bench.timing import median, print_table, time_call, write_json
+from stratum_kernel.core import digests
+from stratum_kernel.core.paths import default_album_dir
 
 TARGET_COLD_RTF = 60.0
 TARGET_CACHED_S = 0.050
@@ -97,8 +104,6 @@ def synthetic_song(duration: float = 180.0, sr: int = 44100, seed: int = 7):
 def _write_album(root: Path, mix: np.ndarray, sr: int) -> Any:
     import soundfile as sf
 
-    from stratum_kernel.album import load_album
-
     (root / "audio").mkdir(parents=True)
     sf.write(root / "audio" / "bench.flac", mix.T, sr, subtype="PCM_24")
     entry = {"id": "bench", "src": "audio/bench.flac", "bpm": 120.0}
@@ -110,9 +115,6 @@ def _write_album(root: Path, mix: np.ndarray, sr: int) -> Any:
 
 def album_sdr(album_dir: Path) -> dict[str, dict[str, float]]:
     """{track id: {stem: SDR dB}} of the DSP separator against the album's true stems."""
-    from stratum_kernel.album import load_album
-    from stratum_kernel.audio_io import load_audio
-    from stratum_kernel.stems import sdr, separate_dsp
 
     out: dict[str, dict[str, float]] = {}
     if not (album_dir / "tracklist.json").exists():
@@ -135,10 +137,6 @@ def _rtf(duration: float, seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import stratum_kernel  # noqa: F401  (numba cache location)
-    from stratum_kernel.feature_cache import FeatureCache
-    from stratum_kernel.features import FeatureParams, compute_features
-    from stratum_kernel.paths import default_album_dir
-    from stratum_kernel.stems import sdr, separate_dsp
 
     quick = bool(getattr(args, "quick", False))
     repeats = max(1, 1 if quick else int(getattr(args, "repeats", 5) or 5))
@@ -170,7 +168,6 @@ def run(args: argparse.Namespace) -> int:
             cached += time_call(
                 lambda c=cache: c.load_or_compute(track, params, stems="none"), 3, warmup=0
             )
-            from stratum_kernel import digests
 
             digests._MEMO.clear()  # as a new process: the memo is on disk
             t0 = time.perf_counter()

@@ -35,7 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
+from stratum_kernel.bench.render import SyntheticAnalysis, _write_album
 from stratum_kernel.bench.timing import machine_description, print_table, write_json
+from stratum_kernel.motion.presets import load_preset, merge_preset_layers
+from stratum_kernel.render.config import RenderConfig
+from stratum_kernel.studio.explorer import PreviewRequest, render_request
+from stratum_kernel.studio.preview import LatestWins, PreviewEngine
 
 POSTFX = [("postfx", "exposure", -0.6, 0.9), ("postfx", "contrast", 0.8, 1.6),
           ("postfx", "saturation", 0.6, 1.6), ("postfx", "vignette", 0.0, 0.8),
@@ -49,8 +54,6 @@ class Probe:
     """The explorer's worker and request function, with submit → result timestamps."""
 
     def __init__(self, engine, track_id: str, preset, strip: int = 4):
-        from stratum_kernel.studio.explorer import PreviewRequest, render_request
-        from stratum_kernel.studio.preview import LatestWins
 
         self.engine, self.track_id, self.preset, self.strip = engine, track_id, preset, strip
         self.Request = PreviewRequest
@@ -100,8 +103,6 @@ class Probe:
 
 
 def _edit(preset, section: str, name: str, value: float):
-    from stratum_kernel.presets import merge_preset_layers
-
     return merge_preset_layers(preset, {section: {name: round(float(value), 4)}})
 
 
@@ -149,10 +150,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:  # pragma: no cover 
 
 
 def run(args: argparse.Namespace) -> int:
-    from stratum_kernel.bench.render import SyntheticAnalysis, _write_album
-    from stratum_kernel.config import RenderConfig
-    from stratum_kernel.presets import load_preset
-    from stratum_kernel.studio.preview import PreviewEngine
 
     quick = bool(getattr(args, "quick", False))
     seconds, size, n = (60.0, (128, 128), 20) if quick else (180.0, (256, 256), 50)

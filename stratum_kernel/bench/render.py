@@ -31,6 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from stratum_kernel.bench.timing import machine_description, median, print_table, write_json
+from stratum_kernel.core.timeline import FrameFeatures, frame_count, frame_times
+from stratum_kernel.film.encode import BITEXACT, VideoEncoder, ffmpeg_exe, video_args
+from stratum_kernel.picture.decoder import to_uint8
+from stratum_kernel.picture.postfx import tone_curve
+from stratum_kernel.render.config import RenderConfig
+from stratum_kernel.render.jobs import RenderContext
+from stratum_kernel.render.pipeline import TrackRun, render_track_chunks
 
 
 class SyntheticAnalysis:
@@ -40,8 +47,6 @@ class SyntheticAnalysis:
         self.markers = markers
 
     def frame_features(self, track_id, *, fps, start=0.0, end=None, album_normalised=True):
-        from stratum_kernel.timeline import FrameFeatures, frame_count, frame_times
-
         n = frame_count(end - start, fps)
         t = frame_times(n, fps, start)
         beat = (t * 2.0) % 1.0
@@ -83,8 +88,6 @@ def _write_album(root: Path, seconds: float) -> Path:
 
 
 def _config(album: Path, out: Path, size: tuple[int, int], seconds: float, models: str | None):
-    from stratum_kernel.config import RenderConfig
-
     data = {
         "album_dir": str(album), "output_root": str(out), "run_id": "bench",
         "frame_rate": 24.0, "resolution": list(size),
@@ -99,15 +102,11 @@ def _config(album: Path, out: Path, size: tuple[int, int], seconds: float, model
 
 
 def _context(config, markers):
-    from stratum_kernel.jobs import RenderContext
-
     return RenderContext(config, analysis=SyntheticAnalysis(markers))
 
 
 def _pipeline(album: Path, work: Path, size, seconds, models) -> dict:
     """One stratum render; returns seconds for the frames phase and end to end."""
-    from stratum_kernel.render_pipeline import TrackRun, render_track_chunks
-
     out = work / "pipe"
     shutil.rmtree(out, ignore_errors=True)
     cfg = _config(album, out, size, seconds, models)
@@ -124,8 +123,6 @@ def _pipeline(album: Path, work: Path, size, seconds, models) -> dict:
 
 def _naive(album: Path, work: Path, size, seconds, models, raw: Path) -> dict:
     """Decode → post-FX → encode one frame at a time; also stores the frames in ``raw``."""
-    from stratum_kernel.encode import VideoEncoder
-
     cfg = _config(album, work / "naive", size, seconds, models)
     ctx = _context(cfg, (seconds / 2,))
     job = ctx.job("bench")
@@ -160,10 +157,6 @@ def _textbook(album: Path, work: Path, size, seconds, models) -> dict:
     then PIL resize, numpy LUT and vignette, fresh gaussian grain, then the ffmpeg pipe."""
     from PIL import Image
 
-    from stratum_kernel.decoder import to_uint8
-    from stratum_kernel.encode import VideoEncoder
-    from stratum_kernel.postfx import tone_curve
-
     cfg = _config(album, work / "textbook", size, seconds, models)
     ctx = _context(cfg, (seconds / 2,))
     job = ctx.job("bench")
@@ -191,8 +184,6 @@ def _textbook(album: Path, work: Path, size, seconds, models) -> dict:
 
 
 def _bare(raw: Path, work: Path, size, n: int, models, album, seconds) -> dict:
-    from stratum_kernel.encode import BITEXACT, ffmpeg_exe, video_args
-
     cfg = _config(album, work / "bare", size, seconds, models)
     w, h = size
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo",

@@ -4,8 +4,8 @@ On a LocalCluster of two single-threaded worker processes (127.0.0.1), with the 
 ``models/`` and synthetic features (librosa is not what is measured):
 
 - **per-chunk overhead**: one chunk rendered in this process with
-  :func:`~stratum_kernel.render_pipeline.render_chunk` against the same chunk sent to a warm
-  worker as :func:`~stratum_kernel.distributed.chunk_task` and waited for (pickling the job,
+  :func:`~stratum_kernel.render.pipeline.render_chunk` against the same chunk sent to a warm
+  worker as :func:`~stratum_kernel.render.distributed.chunk_task` and waited for (pickling the job,
   scheduling, the result's digests back); plus an empty task's round trip;
 - **speed-up**: every chunk of a track rendered as tasks pinned to one worker, then spread
   over both; the ratio of the medians is the speed-up of 2 workers over 1.
@@ -23,7 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from stratum_kernel.bench.render import SyntheticAnalysis, _write_album
 from stratum_kernel.bench.timing import median, print_table, write_json
+from stratum_kernel.core.digests import file_sha256
+from stratum_kernel.render.config import RenderConfig
+from stratum_kernel.render.distributed import chunk_task
+from stratum_kernel.render.jobs import RenderContext
+from stratum_kernel.render.pipeline import render_chunk
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,10 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _setup(work: Path, size: tuple[int, int], seconds: float, chunk: int, models: str | None):
-    from stratum_kernel.bench.render import SyntheticAnalysis, _write_album
-    from stratum_kernel.config import RenderConfig
-    from stratum_kernel.digests import file_sha256
-    from stratum_kernel.jobs import RenderContext
 
     album = _write_album(work / "album", seconds)
     data = {
@@ -63,9 +65,6 @@ def measure(client, *, size: tuple[int, int], seconds: float, chunk: int, repeat
     and on every worker of ``client`` (interleaved repetitions); returns medians in
     seconds ({'local', 'remote', 'empty', 'one', 'two'}) and the sizes."""
     from distributed import wait
-
-    from stratum_kernel.distributed import chunk_task
-    from stratum_kernel.render_pipeline import render_chunk
 
     work = Path(tempfile.mkdtemp(prefix="stratum-bench-scale-"))
     segs = work / "segs"

@@ -15,7 +15,19 @@ import time
 import numpy as np
 
 from stratum_kernel.bench.timing import median, print_table, time_call, write_json
-from stratum_kernel.timeline import STEM_NAMES
+from stratum_kernel.core.timeline import STEM_NAMES
+from stratum_kernel.viz.dynamics import compute_dynamics, render_dynamics
+from stratum_kernel.viz.loudness_view import compute_loudness, render_loudness
+from stratum_kernel.viz.overlay import build_overlay
+from stratum_kernel.viz.params import (
+    DynamicsParams,
+    LoudnessParams,
+    SpectralParams,
+    StemWaveformParams,
+)
+from stratum_kernel.viz.settings import VisualizationSettings
+from stratum_kernel.viz.spectral import compute_spectral, render_spectral
+from stratum_kernel.viz.waveform import StemEnvelope, stem_waveform_image
 
 SIZES = ((1200, 200), (1920, 1080))
 
@@ -45,18 +57,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:  # pragma: no cover 
 
 
 def run(args: argparse.Namespace) -> int:
-    from stratum_kernel.viz.dynamics import compute_dynamics, render_dynamics
-    from stratum_kernel.viz.loudness_view import compute_loudness, render_loudness
-    from stratum_kernel.viz.overlay import build_overlay
-    from stratum_kernel.viz.params import (
-        DynamicsParams,
-        LoudnessParams,
-        SpectralParams,
-        StemWaveformParams,
-    )
-    from stratum_kernel.viz.settings import VisualizationSettings
-    from stratum_kernel.viz.spectral import compute_spectral, render_spectral
-    from stratum_kernel.viz.waveform import StemEnvelope, stem_waveform_image
 
     repeats = max(1, int(getattr(args, "repeats", 5)))
     duration = 30.0 if getattr(args, "quick", False) else 180.0

@@ -7,7 +7,7 @@ true peak, and where the stems come from ("bundled", "separated (dsp)", "separat
 Features and separated stems are cached, so a second run is quick.
 
 Any problem with the album (a bad tracklist field, a damaged file) is a
-:class:`~stratum_kernel.errors.StratumError`: the command line prints it on one line and
+:class:`~stratum_kernel.core.errors.StratumError`: the command line prints it on one line and
 exits with status 1.
 """
 
@@ -20,7 +20,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stratum_kernel.paths import default_album_dir, write_text_atomic
+from stratum_kernel.analysis.cache import analyze_album
+from stratum_kernel.audio.album import load_album
+from stratum_kernel.audio.files import load_audio
+from stratum_kernel.audio.loudness import album_integrated_loudness, loudness_summary
+from stratum_kernel.core.errors import ConfigError
+from stratum_kernel.core.paths import default_album_dir, write_text_atomic
+from stratum_kernel.core.timeline import frame_count
 
 STEM_LABELS = {
     "bundled": "bundled",
@@ -82,8 +88,6 @@ def _finite(value: float | None, digits: int = 2) -> float | None:
 
 def summarise(album, analysis, loudness: dict[str, Any], fps: float) -> dict[str, Any]:
     """The JSON-ready summary: album facts, one row per track, and the totals."""
-    from stratum_kernel.loudness import album_integrated_loudness
-    from stratum_kernel.timeline import frame_count
 
     rows = []
     for i, track in enumerate(album.tracks, start=1):
@@ -203,10 +207,6 @@ def analyze(
 ) -> dict[str, Any]:
     """Load, analyse and measure the album in ``album_dir``; returns :func:`summarise`'s
     dict."""
-    from stratum_kernel.album import load_album
-    from stratum_kernel.audio_io import load_audio
-    from stratum_kernel.feature_cache import analyze_album
-    from stratum_kernel.loudness import loudness_summary
 
     album = load_album(album_dir)
     analysis = analyze_album(
@@ -224,8 +224,6 @@ def analyze(
 
 
 def run(args: argparse.Namespace) -> int:
-    from stratum_kernel.errors import ConfigError
-
     if not (args.fps > 0 and math.isfinite(args.fps)):
         raise ConfigError(
             None, "--fps", f"must be a positive number of frames per second, got {args.fps}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from stratum_kernel.core.errors import StratumError
+
 AREAS = ("analysis", "render", "preview", "viz", "scale")
 
 
@@ -21,8 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stratum_kernel.errors import StratumError
-
     areas = AREAS if args.area == "all" else (args.area,)
     status = 0
     for area in areas:

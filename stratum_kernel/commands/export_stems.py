@@ -17,8 +17,17 @@ import argparse
 import math
 from pathlib import Path
 
-from stratum_kernel.errors import ConfigError
-from stratum_kernel.timeline import STEM_NAMES
+from stratum_kernel.audio.album import load_album
+from stratum_kernel.audio.mixer import (
+    MixerState,
+    export_mix_wav,
+    export_stems_zip,
+    load_mixer_state,
+)
+from stratum_kernel.audio.stems import load_stems
+from stratum_kernel.core.errors import ConfigError
+from stratum_kernel.core.paths import default_album_dir
+from stratum_kernel.core.timeline import STEM_NAMES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,8 +91,6 @@ def parse_gain(text: str) -> tuple[str, float]:
 
 def state_from_args(args: argparse.Namespace):
     """The mixer state the flags describe, on top of ``--state`` (if given)."""
-    from stratum_kernel.mixer import MixerState, load_mixer_state
-
     state = load_mixer_state(args.state) if args.state else MixerState()
     doc = state.model_dump()
     for text in args.gain:
@@ -111,10 +118,6 @@ def _subtype(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stratum_kernel.album import load_album
-    from stratum_kernel.mixer import export_mix_wav, export_stems_zip
-    from stratum_kernel.paths import default_album_dir
-    from stratum_kernel.stems import load_stems
 
     if not args.wav and not args.zip:
         raise ConfigError(

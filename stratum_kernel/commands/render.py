@@ -2,7 +2,7 @@
 
 Overrides (``--album --model-dir --output-root --run-id --preset --fps --resolution --tracks
 --duration --batch-size --chunk-frames --seed --scheduler``, one table:
-:data:`stratum_kernel.overrides.OVERRIDES`) replace render.yaml's values; ``--scheduler
+:data:`stratum_kernel.render.overrides.OVERRIDES`) replace render.yaml's values; ``--scheduler
 tcp://host:8786`` renders the chunks on a Dask cluster (``local:N``: a LocalCluster of N
 worker processes; see docs/SCALE_OUT.md); ``--resume`` continues an
 interrupted run (same config and ``--run-id``); ``--keep-frames`` also writes the frames as
@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 
-from stratum_kernel.overrides import add_override_arguments, overrides_from_cli
+from stratum_kernel.render.config import load_render_config
+from stratum_kernel.render.distributed import describe
+from stratum_kernel.render.overrides import add_override_arguments, overrides_from_cli
+from stratum_kernel.render.run import render_album
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stratum_kernel.config import load_render_config
-    from stratum_kernel.render import render_album
 
     overrides = overrides_from_cli(args)
     if args.keep_frames:
@@ -45,8 +46,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"rendered {len(result.tracks)} track(s), {frames} frames, into {result.run_dir}")
     print(f"  album film: {result.album}")
     if result.record.distributed is not None:
-        from stratum_kernel.distributed import describe
-
         print(f"  {describe(result.record.distributed)}")
     if result.seconds:
         print(f"  {result.seconds:.1f} s ({frames / result.seconds:.2f} fps)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from stratum_kernel.render.verify import verify_run
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="a render folder (renders/<run-id>)")
@@ -13,8 +15,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stratum_kernel.verify import verify_run
-
     report = verify_run(args.run_dir, decode=not args.no_decode)
     print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
     return 0 if report.ok else 1

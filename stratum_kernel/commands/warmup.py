@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from stratum_kernel.analysis.features import warm_numba_cache
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true")
@@ -12,7 +14,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    from stratum_kernel.features import warm_numba_cache
 
     warm_numba_cache()
     if not args.quiet:

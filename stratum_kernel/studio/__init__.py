@@ -8,7 +8,7 @@ Modules
   :class:`~stratum_kernel.studio.preview.LatestWins` (one worker thread, newest request
   wins: a dragged slider never queues work).
 - ``preset_form``: the preset's parameters as grouped widgets, generated from the
-  :class:`~stratum_kernel.presets.Preset` pydantic model and its bounds.
+  :class:`~stratum_kernel.motion.presets.Preset` pydantic model and its bounds.
 - ``timeline``: the frame slider, play/pause and the feature plot with a client-side
   playhead (also the bridge to the stem mixer's clock).
 - ``explorer``: :class:`~stratum_kernel.studio.explorer.PresetExplorer` (tune, A/B, save).

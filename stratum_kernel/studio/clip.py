@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from stratum_kernel.audio_io import write_audio
-from stratum_kernel.encode import PreparedAudio, concat_segments
-from stratum_kernel.errors import RenderError, StratumError
-from stratum_kernel.render_pipeline import encode_range, film_audio
+from stratum_kernel.audio.files import write_audio
+from stratum_kernel.core.errors import RenderError, StratumError
+from stratum_kernel.film.mux import PreparedAudio, concat_segments
+from stratum_kernel.render.pipeline import encode_range, film_audio
 
 log = logging.getLogger(__name__)
 

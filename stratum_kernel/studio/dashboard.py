@@ -11,7 +11,7 @@ Layout, left to right::
 Everything is the explorer's (:mod:`stratum_kernel.studio.explorer`) plus: an album picker
 (the config's album and any others given), the visualization views of the current track
 with their shared, persisted parameter panels (``viz``), the stem mixer
-(:class:`~stratum_kernel.mixer_widget.StemMixer`) on the timeline's clock — the frame
+(:class:`~stratum_kernel.studio.mixer_widget.StemMixer`) on the timeline's clock — the frame
 slider, play button, feature plot, mixer and waveform playhead are linked in the browser —
 and a clip panel that renders a short clip with sound in the background.
 """
@@ -24,7 +24,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from stratum_kernel.errors import StratumError
+from stratum_kernel.core.errors import StratumError
+from stratum_kernel.studio.clip import ClipPanel, ClipRenderer
+from stratum_kernel.studio.explorer import PresetExplorer, make_engine
+from stratum_kernel.studio.mixer_widget import StemMixer
+from stratum_kernel.viz.album_data import AlbumViewData
+from stratum_kernel.viz.panel import panel_for
+from stratum_kernel.viz.showcase import track_views
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +88,6 @@ class Dashboard:
     def _build(self, album_dir: str) -> None:
         import ipywidgets as w
 
-        from stratum_kernel.studio.clip import ClipPanel, ClipRenderer
-        from stratum_kernel.studio.explorer import PresetExplorer, make_engine
-
         engine = make_engine(self._config_for(album_dir), preview=self.preview,
                              analysis=self._analysis.get(album_dir))
         ex = PresetExplorer(engine, presets_dir=self.presets_dir,
@@ -137,9 +140,6 @@ class Dashboard:
         try:
             views, panels, links = [], [], []
             try:
-                from stratum_kernel.viz.album_data import AlbumViewData
-                from stratum_kernel.viz.panel import panel_for
-                from stratum_kernel.viz.showcase import track_views
 
                 data = getattr(self, "_view_data", None)
                 if data is None or data.album is not ex.engine.album:
@@ -153,8 +153,6 @@ class Dashboard:
             mixer, note = None, ""
             if self.want_mixer:
                 try:
-                    from stratum_kernel.mixer_widget import StemMixer
-
                     mixer = StemMixer.from_track(ex.engine.album.track(track_id))
                 except (StratumError, OSError) as err:
                     note = f"no stems: {html.escape(str(err))}"

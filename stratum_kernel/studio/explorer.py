@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from stratum_kernel.errors import ConfigError, StratumError
-from stratum_kernel.paths import safe_name
-from stratum_kernel.presets import (
+from stratum_kernel.core.errors import ConfigError, StratumError
+from stratum_kernel.core.paths import project_root, safe_name
+from stratum_kernel.motion.presets import (
     Preset,
     list_presets,
     load_preset,
@@ -40,14 +40,19 @@ from stratum_kernel.presets import (
     save_preset,
     user_presets_dir,
 )
+from stratum_kernel.render.config import RenderConfig, load_render_config
+from stratum_kernel.studio.preset_form import PresetForm
 from stratum_kernel.studio.preview import (
     LatestWins,
     PreviewEngine,
     Stopwatch,
     encode_image,
     fields_set_by_config,
+    preview_config,
+    scaled_resolution,
     strip_indices,
 )
+from stratum_kernel.studio.transport import Timeline
 
 log = logging.getLogger(__name__)
 AS_LOADED = "(as loaded)"
@@ -134,9 +139,6 @@ class PresetExplorer:
                  strip_step: int = 6, presets_dir: str | Path | None = None,
                  display_width: int = 384, plot_width: int = 800, lazy_form: bool = True):
         import ipywidgets as w
-
-        from stratum_kernel.studio.preset_form import PresetForm
-        from stratum_kernel.studio.timeline import Timeline
 
         self.engine = engine
         self.strip_count, self.strip_step = int(strip), int(strip_step)
@@ -410,9 +412,6 @@ def make_engine(config: Any = None, *, preview: Any = None, overrides: Any = Non
                 album: Any = None, analysis: Any = None, model: Any = None) -> PreviewEngine:
     """A PreviewEngine over render.yaml (path / RenderConfig / None) at ``preview`` size
     (default: the film's aspect at 256 rows; 'film' = the film's own size)."""
-    from stratum_kernel.config import RenderConfig, load_render_config
-    from stratum_kernel.paths import project_root
-    from stratum_kernel.studio.preview import preview_config, scaled_resolution
 
     if not isinstance(config, RenderConfig):
         path = config

@@ -21,10 +21,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from stratum_kernel.config import load_render_config
-from stratum_kernel.errors import ConfigError
-from stratum_kernel.overrides import overrides_from_params
-from stratum_kernel.paths import project_root
+from stratum_kernel.core.errors import ConfigError
+from stratum_kernel.core.paths import project_root
+from stratum_kernel.render.config import load_render_config
+from stratum_kernel.render.overrides import overrides_from_params
 
 ENV_PREFIX = "STRATUM_NB_"
 

@@ -27,16 +27,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from stratum_kernel.errors import ConfigError
-from stratum_kernel.postfx import PostFXParams
-from stratum_kernel.presets import (
+from stratum_kernel.core.errors import ConfigError
+from stratum_kernel.core.timeline import STEM_NAMES, STEM_SERIES
+from stratum_kernel.motion.presets import (
     MIX_FEATURES,
     SUBDIVISIONS,
     Preset,
     SignalMapping,
     preset_from_dict,
 )
-from stratum_kernel.timeline import STEM_NAMES, STEM_SERIES
+from stratum_kernel.picture.postfx import PostFXParams
 
 Path = tuple[Any, ...]
 

@@ -1,7 +1,7 @@
 """Live preview: exact frames for an edited preset, fast, and never queued behind a slider.
 
 :class:`PreviewEngine` makes the frame the render makes at a moment, for a preset that is
-being edited: the job comes from :meth:`~stratum_kernel.jobs.RenderContext.job` (the one job
+being edited: the job comes from :meth:`~stratum_kernel.render.jobs.RenderContext.job` (the one job
 builder: features, seeds, preset layers, post-FX, overlays) and the frames from the same
 decoder, persistence window and post-FX call as a render, so a saved preset renders
 exactly what the preview showed. What a parameter change invalidates is all that is
@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from stratum_kernel.config import RenderConfig, parse_resolution
-from stratum_kernel.errors import RenderError
-from stratum_kernel.jobs import PersistenceWindow, RenderContext, TrackJob, check_range
-from stratum_kernel.presets import Preset, load_preset
+from stratum_kernel.core.errors import RenderError
+from stratum_kernel.motion.presets import Preset, load_preset
+from stratum_kernel.render.config import RenderConfig, parse_resolution
+from stratum_kernel.render.jobs import PersistenceWindow, RenderContext, TrackJob, check_range
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,10 @@ the run folder (``renders/<run-id>/render_album.ipynb``), next to the films and 
 the resolved config, the album analysis and feature plots, the previews, and a summary
 table with timings and digests. The notebook only calls the helpers here.
 
-Timings and digests come from the run's typed record (:class:`~stratum_kernel.record.RunRecord`,
-``meta.json``): each track's frame-phase timing, the sha256 of the frames before encoding —
-the determinism proof — of the frames decoded back from each film, and of the files.
+Timings and digests come from the run's typed record (``meta.json``,
+:class:`~stratum_kernel.render.record.RunRecord`): each track's frame-phase timing, the
+sha256 of the frames before encoding — the determinism proof — of the frames decoded back
+from each film, and of the files.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from stratum_kernel.record import RunRecord
+from stratum_kernel.render.record import RunRecord
+from stratum_kernel.studio.transport import LANE_COLORS
 
 
 def config_yaml(config: Any) -> str:
@@ -79,8 +81,6 @@ def feature_figure(features: Mapping[str, Any], *, width: float = 11.0):
     """A matplotlib figure: per track, its frame-timeline features (loudness, onsets,
     brightness and the stem envelopes), the beat grid and the section markers."""
     import matplotlib.pyplot as plt
-
-    from stratum_kernel.studio.timeline import LANE_COLORS
 
     n = max(1, len(features))
     fig, axes = plt.subplots(n, 1, figsize=(width, 2.2 * n), squeeze=False)

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from stratum_kernel.album import load_album
-from stratum_kernel.audio_io import load_audio
-from stratum_kernel.errors import ConfigError
-from stratum_kernel.feature_cache import analyze_album
-from stratum_kernel.stems import load_stems
+from stratum_kernel.analysis.cache import analyze_album
+from stratum_kernel.audio.album import load_album
+from stratum_kernel.audio.files import load_audio
+from stratum_kernel.audio.stems import load_stems
+from stratum_kernel.core.errors import ConfigError
 from stratum_kernel.viz.dynamics import compute_dynamics
 from stratum_kernel.viz.loudness_view import compute_loudness
 from stratum_kernel.viz.params import ViewParams
@@ -30,7 +30,7 @@ from stratum_kernel.viz.waveform import StemEnvelope
 class AlbumViewData:
     """Per-track data for the views, computed on first use and kept for the session.
 
-    album: an :class:`~stratum_kernel.album.Album` (or its folder). stems_backend: how to
+    album: an :class:`~stratum_kernel.audio.album.Album` (or its folder). stems_backend: how to
     get stems for tracks without bundled ones (see ``stems.load_stems``). analysis: an
     ``AlbumAnalysis`` for beats (optional; without it the spectral view shows no beat grid
     unless ``beats=True`` asks for the analysis to run).

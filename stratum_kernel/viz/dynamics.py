@@ -1,7 +1,7 @@
 """The dynamics heatstrip: short-term loudness and crest factor over time, as colour.
 
 Short-term loudness (BS.1770, 3 s windows every 100 ms) comes from
-:mod:`stratum_kernel.loudness`; the crest factor is computed here over the same windows:
+:mod:`stratum_kernel.audio.loudness`; the crest factor is computed here over the same windows:
 ``20 log10(peak / rms)`` of the (channel-combined) signal, in dB — high for punchy,
 transient material, low for dense, limited material. The strip shows loudness in the top
 band and crest in the bottom band (or one of them, full height), each through a colour map.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stratum_kernel.loudness import loudness_summary
+from stratum_kernel.audio.loudness import loudness_summary
 from stratum_kernel.viz.params import DynamicsParams
 from stratum_kernel.viz.raster import (
     apply_lut,
@@ -93,7 +93,7 @@ def crest_factor_db(y: np.ndarray, sr: float, *, window_s: float = WINDOW_S,
 def compute_dynamics(y: np.ndarray, sr: float, summary=None) -> DynamicsSeries:
     """Short-term loudness and crest factor of ``y`` ([channels, samples]) at ``sr`` Hz.
 
-    ``summary``: a :class:`~stratum_kernel.loudness.LoudnessSummary` already computed for
+    ``summary``: a :class:`~stratum_kernel.audio.loudness.LoudnessSummary` already computed for
     this signal (saves recomputing the loudness).
     """
     if summary is None:

@@ -1,6 +1,6 @@
 """The loudness view: BS.1770 momentary and short-term curves, integrated and target lines.
 
-Data comes from :mod:`stratum_kernel.loudness` (``loudness_summary``); this module only
+Data comes from :mod:`stratum_kernel.audio.loudness` (``loudness_summary``); this module only
 draws. The plot is pure numpy (no matplotlib): whole-pixel curves, grid lines every few LU
 with labels in a 3x5 bitmap font, the integrated loudness as a solid line, the target as a
 dashed line, a playhead, and the numbers (integrated, LRA, true peak) in the corner.
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from stratum_kernel.loudness import loudness_summary
+from stratum_kernel.audio.loudness import loudness_summary
 from stratum_kernel.viz.params import LoudnessParams
 from stratum_kernel.viz.raster import (
     draw_text,
@@ -33,7 +33,7 @@ from stratum_kernel.viz.view_kind import StripSource, ViewKind, rgba
 
 
 def compute_loudness(y: np.ndarray, sr: float):
-    """The track's :class:`~stratum_kernel.loudness.LoudnessSummary` (series and numbers)."""
+    """The track's :class:`~stratum_kernel.audio.loudness.LoudnessSummary` (series and numbers)."""
     return loudness_summary(y, sr)
 
 

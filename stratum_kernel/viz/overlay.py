@@ -27,8 +27,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stratum_kernel.audio_io import load_audio
-from stratum_kernel.schema import validation_error
+from stratum_kernel.audio.files import load_audio
+from stratum_kernel.core.schema import validation_error
 from stratum_kernel.viz.raster import parse_hex, percent_to_alpha
 from stratum_kernel.viz.registry import KINDS, view_kind
 from stratum_kernel.viz.settings import VisualizationSettings, default_settings

@@ -7,7 +7,7 @@ module with a ``KIND`` and one entry here.
 
 from __future__ import annotations
 
-from stratum_kernel.errors import ConfigError
+from stratum_kernel.core.errors import ConfigError
 from stratum_kernel.viz import dynamics, loudness_view, spectral, waveform
 from stratum_kernel.viz.view_kind import ViewKind
 

@@ -22,9 +22,9 @@ from typing import Annotated, Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from stratum_kernel.errors import ConfigError
-from stratum_kernel.paths import project_root, write_text_atomic
-from stratum_kernel.schema import validation_error
+from stratum_kernel.core.errors import ConfigError
+from stratum_kernel.core.paths import project_root, write_text_atomic
+from stratum_kernel.core.schema import validation_error
 from stratum_kernel.viz.params import ViewParams
 from stratum_kernel.viz.registry import KINDS, view_kind
 

@@ -71,7 +71,7 @@ def compute_spectral(y: np.ndarray, sr: int, *, kind: str = "mel", analysis_sr: 
 
 def spectral_from_features(features) -> SpectralData:
     """The chromagram already on the video timeline in a
-    :class:`~stratum_kernel.timeline.FrameFeatures` (``values['chroma']`` [12, n_frames]),
+    :class:`~stratum_kernel.core.timeline.FrameFeatures` (``values['chroma']`` [12, n_frames]),
     as a :class:`SpectralData` whose time 0 is the features' first frame."""
     chroma = features.values.get("chroma")
     if chroma is None:

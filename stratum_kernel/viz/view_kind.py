@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from stratum_kernel.errors import ConfigError
+from stratum_kernel.core.errors import ConfigError
 from stratum_kernel.viz.params import ViewParams
 
 

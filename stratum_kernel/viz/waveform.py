@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stratum_kernel.errors import ConfigError
-from stratum_kernel.timeline import STEM_NAMES
+from stratum_kernel.core.errors import ConfigError
+from stratum_kernel.core.timeline import STEM_NAMES
 from stratum_kernel.viz.params import StemWaveformParams
 from stratum_kernel.viz.raster import blend_percent, parse_hex, percent_to_alpha, time_to_column
 from stratum_kernel.viz.view_kind import StripSource, ViewKind
@@ -306,7 +306,7 @@ class StemEnvelope:
     def from_series(cls, series: Mapping[str, np.ndarray], rate: float, *,
                     names: tuple[str, ...] = STEM_NAMES) -> StemEnvelope:
         """Use level series already sampled at ``rate`` Hz ({stem: float [T]}, e.g. the
-        per-frame stem envelopes of :class:`~stratum_kernel.timeline.FrameFeatures`) as
+        per-frame stem envelopes of :class:`~stratum_kernel.core.timeline.FrameFeatures`) as
         block peaks; RMS columns then average their squares."""
         present = [np.asarray(series[n], dtype=np.float32) for n in names if n in series]
         if not present:

@@ -25,9 +25,9 @@ import traitlets
 
 from stratum_kernel.viz.panel import ParamPanel, layout, panel_for
 from stratum_kernel.viz.params import StemWaveformParams, ViewParams
-from stratum_kernel.viz.raster import encode_png
+from stratum_kernel.viz.raster import encode_png, time_to_column
 from stratum_kernel.viz.settings import SettingsWarning, validate_per_field
-from stratum_kernel.viz.waveform import StemEnvelope, quantize_levels
+from stratum_kernel.viz.waveform import StemEnvelope, quantize_levels, render_stem_waveform
 
 STATIC = pathlib.Path(__file__).parent / "static"
 STORAGE_PREFIX = "stratum.viz."
@@ -111,8 +111,6 @@ class StemWaveformView(anywidget.AnyWidget):
 
     def python_render(self, *, alpha: bool = True) -> np.ndarray:
         """The Python renderer's pixels for this view's current state (for comparison)."""
-        from stratum_kernel.viz.raster import time_to_column
-        from stratum_kernel.viz.waveform import render_stem_waveform
 
         params = StemWaveformParams.model_validate(self.params)
         levels = np.frombuffer(self.levels, dtype="<u2").reshape(len(self.names), self.width)

@@ -1,0 +1,194 @@
+"""A film's sound and its joins: audio prepared once, segments and films joined as they are.
+
+The audio of a track (trimmed, resampled, loudness-normalised) is written once as a float
+WAV by :func:`prepare_audio` and encoded to AAC in the mux that joins the track's video
+segments with the concat demuxer (no re-encode). The album film joins the track films'
+video the same way; its audio is encoded once from the tracks' WAVs, each padded or trimmed
+to its track's video length, because stream-copied AAC would carry each track's encoder
+priming (1024 samples) into the join and drift against the picture. The AAC encoder is
+deterministic.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stratum_kernel.audio.files import load_audio, write_audio
+from stratum_kernel.audio.loudness import loudness_summary, normalisation_gain_db
+from stratum_kernel.core.errors import RenderError
+from stratum_kernel.core.paths import atomic_path, write_text_atomic
+from stratum_kernel.film.encode import BITEXACT, EncodeParams, audio_args, run_ffmpeg
+from stratum_kernel.film.streams import stream_report
+
+
+@dataclass(frozen=True)
+class PreparedAudio:
+    """A track's film audio as a float WAV: ``samples`` at ``sample_rate``; ``gain_db`` was
+    applied to reach the loudness target (0 when normalisation is off)."""
+
+    path: Path
+    samples: int
+    sample_rate: int
+    channels: int
+    gain_db: float
+    loudness_lufs: float | None
+
+    @property
+    def duration(self) -> float:
+        return self.samples / self.sample_rate
+
+
+def prepare_audio(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    start: float = 0.0,
+    end: float | None = None,
+    sample_rate: int = 48000,
+    channels: int = 2,
+    target_lufs: float | None = None,
+    true_peak_ceiling: float = -1.0,
+) -> PreparedAudio:
+    """Read ``src``, resample to ``sample_rate``, keep samples ``[round(start·sr),
+    round(end·sr))``, match ``channels``, apply one static gain that brings the integrated
+    loudness (ITU-R BS.1770) to ``target_lufs`` without a true peak above
+    ``true_peak_ceiling`` dBTP, and write a float32 WAV to ``dst`` (atomically)."""
+    y, sr = load_audio(src, sr=sample_rate)
+    a = round(start * sr)
+    b = y.shape[1] if end is None else min(y.shape[1], round(end * sr))
+    if b <= a:
+        raise RenderError(f"{src}: trim {start}..{end} s keeps no audio")
+    y = y[:, a:b]
+    if y.shape[0] != channels:
+        y = (np.repeat(y[:1], channels, axis=0) if y.shape[0] == 1 and channels > 1
+             else (y.mean(axis=0, keepdims=True) if channels == 1 else y[:channels]))
+    gain_db, lufs = 0.0, None
+    if target_lufs is not None:
+        summary = loudness_summary(y, sr)
+        lufs = float(summary.integrated) if np.isfinite(summary.integrated) else None
+        gain_db = normalisation_gain_db(
+            summary, target_lufs=target_lufs, true_peak_ceiling=true_peak_ceiling
+        )
+        y = (y * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
+    path = write_audio(dst, np.ascontiguousarray(y, dtype=np.float32), sr, subtype="FLOAT")
+    return PreparedAudio(Path(path), y.shape[1], sr, y.shape[0], float(gain_db), lufs)
+
+
+# ------------------------------------------------------------------------ concatenation
+
+
+def write_concat_list(path: Path, files: Sequence[Path], durations: Sequence[float]) -> Path:
+    """An ffconcat list (absolute paths, exact durations) for the concat demuxer."""
+    lines = ["ffconcat version 1.0"]
+    for f, d in zip(files, durations, strict=True):
+        text = str(Path(f).resolve()).replace("'", "'\\''")
+        lines += [f"file '{text}'", f"duration {d:.9f}"]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _check_same_headers(files: Sequence[Path]) -> None:
+    """Segments joined without re-encoding must share their H.264 parameter sets."""
+    seen: dict[str, Path] = {}
+    for f in files:
+        extradata = stream_report(f, audio=False).video_extradata
+        seen.setdefault(extradata, f)
+    if len(seen) > 1:
+        a, b = list(seen.values())[:2]
+        raise RenderError(
+            f"{a} and {b} were encoded with different settings and cannot be joined without "
+            "re-encoding; render them again with the same encode settings and resolution"
+        )
+
+
+def concat_segments(
+    segments: Sequence[Path],
+    frame_counts: Sequence[int],
+    out: str | Path,
+    *,
+    fps: float,
+    params: EncodeParams,
+    audio: Path | None = None,
+) -> Path:
+    """Join video-only segments (no re-encode) and mux ``audio`` (a WAV, encoded to AAC
+    once) into ``out`` with ``+faststart``; atomic."""
+    out = Path(out)
+    if not segments:
+        raise RenderError(f"{out}: no segments to join")
+    _check_same_headers(segments)
+    lst = write_concat_list(out.with_name(out.stem + ".segments.ffconcat"), segments,
+                            [n / fps for n in frame_counts])
+    args = ["-f", "concat", "-safe", "0", "-i", str(lst)]
+    if audio is not None:
+        args += ["-i", str(audio), "-map", "0:v:0", "-map", "1:a:0", *audio_args(params)]
+    else:
+        args += ["-map", "0:v:0"]
+    try:
+        with atomic_path(out) as tmp:
+            args += ["-c:v", "copy", "-movflags", "+faststart", *BITEXACT, "-f", "mp4", str(tmp)]
+            run_ffmpeg(["-loglevel", "error", *args], what=str(out))
+    finally:
+        lst.unlink(missing_ok=True)
+    return out
+
+
+def concat_films(
+    films: Sequence[Path],
+    frame_counts: Sequence[int],
+    audio_wavs: Sequence[Path] | None,
+    out: str | Path,
+    *,
+    fps: float,
+    params: EncodeParams,
+) -> Path:
+    """The album film: track films' video joined without re-encoding; audio encoded once
+    from the tracks' WAVs, each padded/trimmed to exactly its track's video length so that
+    picture and sound stay together at every join.
+
+    Each film's video is first remuxed alone (stream copy): the concat demuxer offsets a file
+    by its earliest timestamp over *all* streams, and AAC's priming makes that -21 ms, which
+    would shift the picture.
+    """
+    out = Path(out)
+    if not films:
+        raise RenderError(f"{out}: no track films to join")
+    work = out.with_name(f".{out.stem}.parts-{os.getpid()}")
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        videos = []
+        for i, film in enumerate(films):
+            v = work / f"{i:04d}.mp4"
+            run_ffmpeg(["-loglevel", "error", "-i", str(film), "-map", "0:v:0", "-c", "copy",
+                        *BITEXACT, "-f", "mp4", str(v)], what=f"{out} (video of {film})")
+            videos.append(v)
+        _check_same_headers(videos)
+        lst = write_concat_list(work / "films.ffconcat", videos, [n / fps for n in frame_counts])
+        args = ["-f", "concat", "-safe", "0", "-i", str(lst)]
+        if audio_wavs:
+            sr = params.audio_sample_rate
+            parts = []
+            for i, (wav, n) in enumerate(zip(audio_wavs, frame_counts, strict=True)):
+                args += ["-i", str(wav)]
+                samples = round(n * sr / fps)
+                parts.append(
+                    f"[{i + 1}:a]aresample={sr},apad=whole_len={samples},"
+                    f"atrim=end_sample={samples}[a{i}]"
+                )
+            joined = "".join(f"[a{i}]" for i in range(len(audio_wavs)))
+            graph = ";".join(parts) + f";{joined}concat=n={len(audio_wavs)}:v=0:a=1[aout]"
+            args += ["-filter_complex", graph, "-map", "0:v:0", "-map", "[aout]",
+                     *audio_args(params)]
+        else:
+            args += ["-map", "0:v:0"]
+        with atomic_path(out) as tmp:
+            args += ["-c:v", "copy", "-movflags", "+faststart", *BITEXACT, "-f", "mp4", str(tmp)]
+            run_ffmpeg(["-loglevel", "error", *args], what=str(out))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Short A/B runs that chose the training recipe (training/README.md, "What was measured").
+# "full" is the first candidate (rpgan + R1 + R2, DiffAugment, image-wide paths); the
+# others change one thing each.
 # Each run: the same data, seed and plan (32² for 6 kimg, then 64² for 14 kimg with a
 # 4-kimg fade), two threads, alone on the machine; then the EMA generator is scored at its
 # native 64² against 256 held-out images (SWD ratio to real-vs-real; lower is better).
@@ -13,18 +15,19 @@ PLAN=${ABLATION_PLAN:-32:6,64:14:4}
 mkdir -p "$OUT"
 
 declare -A RUNS=(
-  [full]='{}'
+  [full]='{"loss": "rpgan"}'
   [logistic_r1]='{"loss": "logistic"}'
-  [no_global_paths]='{"generator": {"global_dim": 0, "excitation": false}}'
-  [no_diffaugment]='{"augment": null}'
-  [gamma_1]='{"r1_gamma": 1.0}'
+  [no_global_paths]='{"loss": "rpgan", "generator": {"global_dim": 0, "excitation": false}}'
+  [no_diffaugment]='{"loss": "rpgan", "augment": null}'
+  [gamma_1]='{"loss": "rpgan", "r1_gamma": 1.0}'
   [logistic_gamma_0.1]='{"loss": "logistic", "r1_gamma": 0.1}'
-  [rpgan_gamma_0.1]='{"r1_gamma": 0.1}'
+  [rpgan_gamma_0.1]='{"loss": "rpgan", "r1_gamma": 0.1}'
   [logistic_seed_1]='{"loss": "logistic", "seed": 1}'
-  [full_seed_1]='{"seed": 1}'
+  [full_seed_1]='{"loss": "rpgan", "seed": 1}'
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(full logistic_r1 no_global_paths no_diffaugment gamma_1)
+[ ${#names[@]} -gt 0 ] || names=(full logistic_r1 no_global_paths no_diffaugment gamma_1 \
+  logistic_gamma_0.1 rpgan_gamma_0.1 logistic_seed_1 full_seed_1)
 for name in "${names[@]}"; do
   echo "${RUNS[$name]}" > "$OUT/$name.json"
   echo "== $name ${RUNS[$name]} (load $(cut -d' ' -f1-3 /proc/loadavg))"

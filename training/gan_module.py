@@ -56,9 +56,9 @@ from training.schedule import Plan, PlanState, Stage
 
 DEFAULT_PLAN = Plan(
     stages=(
-        Stage(resolution=32, kimg=40),
-        Stage(resolution=64, kimg=100, fade_kimg=20),
-        Stage(resolution=128, kimg=260, fade_kimg=30),
+        Stage(resolution=32, kimg=30),
+        Stage(resolution=64, kimg=90, fade_kimg=15),
+        Stage(resolution=128, kimg=280, fade_kimg=30, r1_gamma=1.0),
     )
 )
 
@@ -72,7 +72,8 @@ class GANConfig(BaseModel):
     generator: dict[str, Any] = Field(default_factory=dict)  # Generator kwargs
     d_channels: dict[int, int] | None = None
     batch_size: int = Field(default=16, ge=2)
-    loss: Literal["logistic", "rpgan"] = "rpgan"
+    # logistic + R1 beat rpgan + R1 + R2 in the A/B runs (training/README.md)
+    loss: Literal["logistic", "rpgan"] = "logistic"
     r1_gamma: float = Field(default=0.5, ge=0)  # stages may set their own
     r2_gamma: float | None = Field(default=None, ge=0)  # rpgan only; None: same as R1
     reg_every: int = Field(default=4, ge=1)

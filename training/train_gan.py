@@ -1,4 +1,4 @@
-"""Train the generator: ``python training/train_gan.py --plan 32:40,64:100:20,128:260:30``.
+"""Train the generator: ``python -m training.train_gan --plan 32:30,64:90:15,128:280:30:1.0``.
 
 One run follows a plan of progressive stages (:mod:`training.schedule`): each stage trains
 at one resolution for a number of thousand images (kimg), a new stage fading in over its
@@ -28,7 +28,7 @@ import numpy as np
 from stratum_kernel.core.paths import project_root
 
 HELD_OUT_EVERY = 12  # every 12th image of a set is held out for validation / SWD
-DEFAULT_PLAN = "32:40,64:100:20,128:260:30"
+DEFAULT_PLAN = "32:30,64:90:15,128:280:30:1.0"
 
 
 def split_indices(n: int, every: int = HELD_OUT_EVERY) -> tuple[np.ndarray, np.ndarray]:

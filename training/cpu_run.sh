@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# How the bundled models/ generator is made on a CPU (no GPU): the procedural set, one
+# resumable progressive run (32² → 64² → 128²), export at the native 128², evaluation.
+#
+#   bash training/cpu_run.sh [max-minutes]      # run again to continue where it stopped
+#
+# The schedule follows images seen, so a run stopped (by max-minutes, Ctrl-C, a paused
+# process) and continued behaves as one run. Lightning's max-minutes counts wall time over
+# all segments, paused time included: leave it out for a run that is paused now and then.
+#
+# The run keeps training/outputs/cpu-run/travel.ckpt (≤ 20 MB) up to date; a copy lives in
+# training/checkpoints/cpu-run.ckpt so a run can continue on another machine or session:
+#   RESUME=training/checkpoints/cpu-run.ckpt bash training/cpu_run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+limit=()
+[ -z "${1:-}" ] || limit=(--max-minutes "$1")
+OUT=training/outputs/cpu-run
+PLAN="32:30,64:90:15,128:280:30:1.0"
+mkdir -p "$OUT"
+
+$PY -m training.make_dataset --set abstract-v2 --count 5000 --size 256
+resume=()
+if [ -n "${RESUME:-}" ]; then
+  resume=(--resume "$RESUME")
+elif [ -f "$OUT/checkpoints/last.ckpt" ]; then
+  resume=(--resume "$OUT/checkpoints/last.ckpt")
+fi
+$PY -m training.train_gan --set abstract-v2 --plan "$PLAN" --batch-size 16 --threads 2 \
+  --epoch-iterations 250 --checkpoint-every 250 --out "$OUT" --no-progress \
+  "${limit[@]}" "${resume[@]}"
+$PY -m training.export_onnx --checkpoint "$OUT/checkpoints/last.ckpt" --out models \
+  --anchor-samples 384
+$PY -m training.evaluate --model models --set abstract-v2 --figures training/figures

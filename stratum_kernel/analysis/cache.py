@@ -87,18 +87,20 @@ class FeatureCache:
         *,
         stems: StemSet | StemsChoice = "auto",
         stems_backend: str = "auto",
+        store: bool = True,
     ) -> TrackFeatures:
         """The features of ``track``: from the cache when an intact entry for this audio,
         these stems and these parameters exists, else computed (loading the audio and the
-        stems) and stored.
+        stems) and stored. ``store=False`` computes them now and neither reads nor writes
+        the cache.
 
         stems: 'auto' (bundled stems, else separated with ``stems_backend``), 'bundled'
         (bundled stems or none), 'none', or a :class:`~stratum_kernel.audio.stems.StemSet`.
         """
         params = params or FeatureParams()
-        _, stems_key = self._stem_plan(track, stems, stems_backend)
-        path = self.path_for(track.id, self.key(track, params, stems_key))
-        if path.exists():
+        plan, stems_key = self._stem_plan(track, stems, stems_backend)
+        path = self.path_for(track.id, self.key(track, params, stems_key)) if store else None
+        if path is not None and path.exists():
             try:
                 cached = TrackFeatures.load(path)
                 if cached.params_digest == params.digest() and cached.track_id == track.id:
@@ -107,22 +109,6 @@ class FeatureCache:
             except FeatureCacheError as err:
                 log.warning("%s; recomputing", err)
             path.unlink(missing_ok=True)
-        tf = self.compute(track, params, stems=stems, stems_backend=stems_backend)
-        tf.save(path)
-        return tf
-
-    def compute(
-        self,
-        track: Track,
-        params: FeatureParams | None = None,
-        *,
-        stems: StemSet | StemsChoice = "auto",
-        stems_backend: str = "auto",
-    ) -> TrackFeatures:
-        """The features of ``track``, computed now and not stored (see
-        :meth:`load_or_compute` for ``stems``)."""
-        params = params or FeatureParams()
-        plan, _ = self._stem_plan(track, stems, stems_backend)
         y, sr = load_audio(track.audio_path)
         stem_set = None
         if plan == "given":
@@ -130,7 +116,7 @@ class FeatureCache:
         elif plan == "load":
             stem_set = load_stems(track, cache_root=self.stems_root, backend=stems_backend,
                                   audio=(y, sr))
-        return compute_features(
+        tf = compute_features(
             y,
             sr,
             params=params,
@@ -140,6 +126,9 @@ class FeatureCache:
             stem_source=stem_set.source if stem_set is not None else None,
             track_id=track.id,
         )
+        if path is not None:
+            tf.save(path)
+        return tf
 
 
 @dataclass
@@ -213,7 +202,7 @@ def analyze_album(
     if isinstance(album, str | Path):
         album = load_album(album)
     params = params or FeatureParams()
-    store = FeatureCache() if cache is None else cache
+    store = cache if isinstance(cache, FeatureCache) else FeatureCache()
     choice: StemsChoice = "auto" if separate_missing else "bundled"
     tracks: dict[str, TrackFeatures] = {}
     items: Iterable[Track] = album.tracks
@@ -222,14 +211,9 @@ def analyze_album(
 
         items = tqdm(album.tracks, desc="analysing", unit="track")
     for track in items:
-        if store is False:
-            tracks[track.id] = FeatureCache().compute(
-                track, params, stems=choice, stems_backend=stems_backend
-            )
-        else:
-            tracks[track.id] = store.load_or_compute(
-                track, params, stems=choice, stems_backend=stems_backend
-            )
+        tracks[track.id] = store.load_or_compute(
+            track, params, stems=choice, stems_backend=stems_backend, store=cache is not False
+        )
     return AlbumAnalysis(
         tracks=tracks,
         reference=album_reference(list(tracks.values())),

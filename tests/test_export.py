@@ -197,3 +197,33 @@ def test_checkpoint_round_trip_and_cli(tmp_path):
     torch.save({"state_dict": {}, "hyper_parameters": {}}, tmp_path / "bad.ckpt")
     with pytest.raises(ValueError, match="no generator config"):
         export_onnx.generator_from_checkpoint(tmp_path / "bad.ckpt")
+
+
+def test_native_size_and_an_extra_head_decode_the_same_weights(tmp_path):
+    """Export at a lower native size (the highest trained stage) with an even lower head:
+    meta.json records both, the decoder picks one by size, and each equals torch."""
+    from stratum_kernel.picture.decoder import DecoderParams, FrameDecoder
+
+    gen = _gen(seed=4)
+    export_onnx.export_model(gen, tmp_path, anchor_count=2, anchor_samples=16, axis_count=1,
+                             levels=2, head_sizes=[16])
+    model = load_model(tmp_path)
+    assert model.image_size == (32, 32) and model.head_sizes == (16, 32)
+    assert model.meta.architecture["native_size"] == 32
+    assert (tmp_path / "generator-16.onnx").is_file()
+    z = np.random.default_rng(0).standard_normal((2, 8, 16, 16)).astype(np.float32)
+    for size, levels in ((None, 2), (32, 2), (16, 1)):
+        dec = FrameDecoder(model, DecoderParams(head=size, execution_provider="cpu"))
+        frames = dec.decode(z)
+        with torch.no_grad():
+            want = ((gen(torch.from_numpy(z), levels) + 1) * 127.5).round().clamp(0, 255)
+        want = want.permute(0, 2, 3, 1).numpy().astype(np.uint8)
+        assert frames.shape == want.shape
+        assert np.abs(frames.astype(int) - want.astype(int)).max() <= 1
+    with pytest.raises(ModelError, match=r"no 64² head; this model decodes 16², 32²"):
+        FrameDecoder(model, DecoderParams(head=64))
+    (tmp_path / "generator-16.onnx").write_bytes(b"damaged")
+    with pytest.raises(ModelError, match=r"heads\.16\.sha256"):
+        load_model(tmp_path)
+    with pytest.raises(ValueError, match="above the native"):
+        export_onnx.export_model(gen, tmp_path / "x", levels=1, head_sizes=[32])

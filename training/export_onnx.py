@@ -21,6 +21,7 @@ import argparse
 import datetime as _dt
 import json
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +110,11 @@ def build_meta(
     checkpoint: str | None,
     training: dict[str, Any],
     levels: int | None = None,
+    heads: dict[int, Path] | None = None,
 ) -> dict[str, Any]:
     """The meta.json document (see :class:`stratum_kernel.picture.model.ModelMeta`); the
-    output shape is the native size, ``gen`` stopped after ``levels`` stages."""
+    output shape is the native size, ``gen`` stopped after ``levels`` stages; ``heads``:
+    more ONNX files by their size."""
     levels = gen.levels if levels is None else int(levels)
     size = gen.resolution(levels)
     meta: dict[str, Any] = {
@@ -127,6 +130,11 @@ def build_meta(
             "opset": OPSET,
             "input": "z",
             "output": "image",
+        },
+        "heads": {
+            str(k): {"file": p.name, "sha256": file_sha256(p), "opset": OPSET, "input": "z",
+                     "output": "image"}
+            for k, p in sorted((heads or {}).items())
         },
         "checkpoint": checkpoint,
         "architecture": {
@@ -166,9 +174,12 @@ def export_model(
     seed: int = 0,
     weights: bool = True,
     levels: int | None = None,
+    head_sizes: Sequence[int] = (),
 ) -> Path:
     """Export ``gen`` stopped after ``levels`` stages (its native size; default: all) into
-    ``out_dir`` and return the meta.json path (validated on load)."""
+    ``out_dir`` and return the meta.json path (validated on load). ``head_sizes``: lower
+    sizes to export as extra heads (``generator-<size>.onnx``), e.g. 128 for CPU drafts of a
+    256² model."""
     from training.latent_analysis import find_anchors, find_axes
 
     out_dir = Path(out_dir)
@@ -176,6 +187,13 @@ def export_model(
     gen = gen.to("cpu", torch.float32).eval()
     levels = gen.levels if levels is None else int(levels)
     onnx_path = export_onnx(gen, out_dir / "generator.onnx", levels=levels)
+    native = gen.resolution(levels)
+    heads = {}
+    for size in sorted(set(head_sizes) - {native}):
+        if size > native:
+            raise ValueError(f"a {size}² head is above the native {native}²")
+        heads[size] = export_onnx(gen, out_dir / f"generator-{size}.onnx",
+                                  levels=gen.levels_for(size))
     weights_path = save_safetensors(gen, out_dir / "generator_ema.safetensors") if weights else None
     # Anchors are judged on an image of at most 128² (cheap, and the look is set by then).
     look = levels
@@ -195,6 +213,7 @@ def export_model(
         checkpoint=checkpoint,
         training=training or {},
         levels=levels,
+        heads=heads,
     )
     meta_path = out_dir / "meta.json"
     write_text_atomic(meta_path, json.dumps(meta, indent=1) + "\n")
@@ -258,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--size", type=int, help="native size to export (default: the highest trained stage)"
     )
+    parser.add_argument(
+        "--heads", type=int, nargs="*", default=[], metavar="SIZE",
+        help="also export these lower sizes as extra heads (e.g. 128 for CPU drafts)",
+    )
     args = parser.parse_args(argv)
 
     training: dict[str, Any] = {}
@@ -286,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         axis_count=args.axes,
         seed=args.seed,
         levels=gen.levels_for(size),
+        head_sizes=args.heads,
     )
     model = load_model(Path(args.out))
     print(

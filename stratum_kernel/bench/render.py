@@ -130,7 +130,7 @@ def _naive(album: Path, work: Path, size, seconds, models, raw: Path) -> dict:
     w, h = size
     frames = np.memmap(raw, dtype=np.uint8, mode="w+", shape=(job.n_frames, h, w, 3))
     k_max = job.postfx.persistence_frames
-    history = np.zeros((0, *ctx.model.image_size, 3), np.uint8)
+    history = np.zeros((0, *ctx.decoder.frame_size, 3), np.uint8)
     cpu = {"decode": 0.0, "postfx": 0.0}
     t0 = time.perf_counter()
     with VideoEncoder(work / "naive.mp4", width=w, height=h, fps=job.fps,
@@ -162,7 +162,7 @@ def _textbook(album: Path, work: Path, size, seconds, models) -> dict:
     job = ctx.job("bench")
     session = ctx.decoder._session
     w, h = size
-    src = ctx.model.image_size[0]
+    src = ctx.decoder.frame_size[0]
     crop = round(src * h / w)
     lut = np.rint(tone_curve("filmlog", np.arange(256) / 255.0) * 255).astype(np.uint8)
     yy, xx = np.mgrid[0:h, 0:w]

@@ -51,7 +51,7 @@ def _setup(work: Path, size: tuple[int, int], seconds: float, chunk: int, models
     cfg = RenderConfig.from_dict(data)
     ctx = RenderContext(cfg, analysis=SyntheticAnalysis((seconds / 2,)))
     job = ctx.job("bench")
-    return cfg, ctx, job, file_sha256(ctx.model.onnx_path)
+    return cfg, ctx, job, file_sha256(ctx.decoder.onnx_path)
 
 
 def _chunks(job, chunk: int) -> list[tuple[int, int, int]]:

@@ -41,6 +41,8 @@ class DecoderParams(BaseModel):
         ONNX Runtime has no CUDA provider; CUDA if torch sees a GPU, else CPU).
     threads: intra-op threads for the CPU provider / torch; 0 lets the runtime choose.
         One thread is fastest end to end on a 2-core machine, where x264 needs the other.
+    head: the size of the frames to decode, one of the model's heads (a model trained to
+        256² can carry a 128² head for CPU drafts); None: the model's own output size.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -48,6 +50,7 @@ class DecoderParams(BaseModel):
     batch_size: int = Field(default=1, ge=1, le=1024)
     execution_provider: Literal["auto", "cpu", "cuda", "torch"] = "auto"
     threads: int = Field(default=1, ge=0, le=256)
+    head: int | None = Field(default=None, ge=8, le=4096)
 
 
 class Session(Protocol):
@@ -124,7 +127,7 @@ def create_session(onnx_path: Path, provider: str, threads: int) -> tuple[Any, s
 class _TorchSession:
     """Runs ``picture.generator.Generator`` with the EMA weights behind the Session interface."""
 
-    def __init__(self, model: GeneratorModel, threads: int):
+    def __init__(self, model: GeneratorModel, threads: int, size: int):
         try:
             import torch
 
@@ -154,7 +157,7 @@ class _TorchSession:
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         net = load_generator_safetensors(str(weights))
         try:
-            self.levels = net.levels_for(model.image_size[0])
+            self.levels = net.levels_for(size)
         except ValueError as err:
             raise ModelError(f"{weights}: {err} (meta.json output_shape)") from None
         self.net = net.eval().to(self.device)
@@ -198,17 +201,18 @@ class FrameDecoder:
     ):
         self.model = model
         self.params = params or DecoderParams()
+        self.onnx_path, self._frame_size = model.head(self.params.head)
         self.input_name = model.meta.onnx.input
         self.batch_size = self.params.batch_size
         self.retries = 0
         if session is not None:
             self._session, self.provider = session, "injected"
         elif self.params.execution_provider == "torch":
-            ts = _TorchSession(model, self.params.threads)
+            ts = _TorchSession(model, self.params.threads, self._frame_size[0])
             self._session, self.provider = ts, f"torch:{ts.device}"
         else:
             self._session, self.provider = create_session(
-                model.onnx_path, self.params.execution_provider, self.params.threads
+                self.onnx_path, self.params.execution_provider, self.params.threads
             )
         _log_once(
             f"decoder: {model.meta.name} on {self.provider} "
@@ -219,7 +223,7 @@ class FrameDecoder:
     @property
     def frame_size(self) -> tuple[int, int]:
         """(height, width) of decoded frames."""
-        return self.model.image_size
+        return self._frame_size
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         """latents: float32 [B, 8, 16, 16] -> frames uint8 [B, H, W, 3].

@@ -49,6 +49,9 @@ class ModelMeta(BaseModel):
     output_shape: tuple[int, int, int]
     output_range: tuple[float, float] = (-1.0, 1.0)
     onnx: OnnxRef
+    # more ONNX files of the same weights stopped at a lower stage, by their size:
+    # {"128": {...}} lets a model trained to 256² decode 128² drafts (decoder.head)
+    heads: dict[int, OnnxRef] = Field(default_factory=dict)
     weights: WeightsRef | None = None
     checkpoint: str | None = None
     architecture: dict = Field(default_factory=dict)
@@ -96,6 +99,23 @@ class GeneratorModel:
         return self.meta.latent_shape
 
     @property
+    def head_sizes(self) -> tuple[int, ...]:
+        """Square output sizes this model can decode: its own and any extra heads."""
+        return tuple(sorted({self.meta.output_shape[1], *self.meta.heads}))
+
+    def head(self, size: int | None = None) -> tuple[Path, tuple[int, int]]:
+        """(ONNX file, (height, width)) of the head decoding ``size``² frames (None: the
+        model's own output). A ModelError names the sizes there are."""
+        if size is None or size == self.meta.output_shape[1]:
+            return self.onnx_path, self.image_size
+        if size not in self.meta.heads:
+            raise ModelError(
+                f"{self.directory / 'meta.json'}: no {size}² head; this model decodes "
+                f"{', '.join(f'{s}²' for s in self.head_sizes)} (decoder.head in render.yaml)"
+            )
+        return self.directory / self.meta.heads[size].file, (size, size)
+
+    @property
     def image_size(self) -> tuple[int, int]:
         """(height, width) of the generator's square-ish output."""
         return self.meta.output_shape[1], self.meta.output_shape[2]
@@ -141,19 +161,22 @@ def load_model(models_dir: str | Path, *, verify: bool = True) -> GeneratorModel
             )
     pca = np.asarray(meta.pca_axes, dtype=np.float32).reshape((-1, *meta.latent_shape))
 
-    onnx_path = models_dir / meta.onnx.file
-    if Path(meta.onnx.file).name != meta.onnx.file:
-        raise ModelError(
-            f"{meta_path}: field 'onnx.file' must be a plain file name, got {meta.onnx.file!r}"
-        )
-    if not onnx_path.is_file():
-        raise ModelError(f"{onnx_path}: the model file named in meta.json is missing")
-    if verify:
-        actual = file_sha256(onnx_path)
-        if actual != meta.onnx.sha256:
+    refs = [("onnx", meta.onnx), *((f"heads.{k}", ref) for k, ref in meta.heads.items())]
+    for field, ref in refs:
+        path = models_dir / ref.file
+        if Path(ref.file).name != ref.file:
             raise ModelError(
-                f"{onnx_path}: sha256 {actual[:12]}… does not match meta.json field "
-                f"'onnx.sha256' ({meta.onnx.sha256[:12]}…): the model file is corrupt or "
-                "belongs to another export; re-export it with training/export_onnx.py"
+                f"{meta_path}: field '{field}.file' must be a plain file name, got {ref.file!r}"
             )
+        if not path.is_file():
+            raise ModelError(f"{path}: the model file named in meta.json ({field}) is missing")
+        if verify:
+            actual = file_sha256(path)
+            if actual != ref.sha256:
+                raise ModelError(
+                    f"{path}: sha256 {actual[:12]}… does not match meta.json field "
+                    f"'{field}.sha256' ({ref.sha256[:12]}…): the model file is corrupt or "
+                    "belongs to another export; re-export it with training/export_onnx.py"
+                )
+    onnx_path = models_dir / meta.onnx.file
     return GeneratorModel(models_dir, meta, onnx_path, anchors, pca)

@@ -140,10 +140,11 @@ def worker_context(config: Any, model_sha: str) -> RenderContext:
     cached = _WORKER_MODELS.get(key)
     if cached is None:
         model = load_model(config.model_path)
-        found = file_sha256(model.onnx_path)
+        onnx_path = model.head(config.decoder.head)[0]
+        found = file_sha256(onnx_path)
         if found != model_sha:
             raise RenderError(
-                f"worker {_worker_name()}: {model.onnx_path} has sha256 {found[:12]}…, the "
+                f"worker {_worker_name()}: {onnx_path} has sha256 {found[:12]}…, the "
                 f"client's model has {model_sha[:12]}…; give every worker the same model "
                 "folder at the same path"
             )

@@ -238,7 +238,7 @@ class RenderContext:
     def decode(self, job: TrackJob, start: int, stop: int) -> np.ndarray:
         """Decoded generator frames uint8 [stop - start, h, w, 3]."""
         if stop <= start:
-            h, w = self.model.image_size
+            h, w = self.decoder.frame_size
             return np.zeros((0, h, w, 3), np.uint8)
         return self.decoder.decode(job.plan.latents(start, stop))
 

@@ -139,7 +139,7 @@ def render_album(config: RenderConfig, *, progress: bool = True, resume: bool = 
     dist = None if scheduler is None else {"scheduler": scheduler,
                                            "shared_storage": shared_storage,
                                            "worker_hook": worker_hook}
-    model_sha = file_sha256(ctx.model.onnx_path)
+    model_sha = file_sha256(ctx.decoder.onnx_path)
     fp = config_fingerprint(cfg, model_sha)
     if resume and not cfg.run_id:
         raise RenderError("resume needs the run id of the interrupted run (--run-id ID)")

@@ -296,7 +296,7 @@ class PreviewEngine:
     # -- decoded frames --
 
     def _frame_bytes(self) -> int:
-        h, w = self.model.image_size
+        h, w = self.ctx.decoder.frame_size
         return int(h) * int(w) * 3
 
     def _cache_put(self, track_id: str, ckey: str, start: int, frames: np.ndarray) -> None:
@@ -338,7 +338,7 @@ class PreviewEngine:
                     have[j] = out[j - s]
         self._last_key[track_id] = ckey
         if stop <= start:
-            h, w = self.model.image_size
+            h, w = self.ctx.decoder.frame_size
             return np.zeros((0, h, w, 3), np.uint8)
         return np.stack([have[i] for i in range(start, stop)])
 

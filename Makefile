@@ -43,13 +43,17 @@ EXPOSE ?=
 TOKEN ?=
 # a pre-heated kernel runs the notebook before the first visit: the page is ready at once
 VOILA_FLAGS ?= --preheat_kernel=True
+# The server answers only requests addressed to this machine (a web page cannot reach it
+# by DNS rebinding); HOST=<name> adds a name it answers to when exposed.
+HOST ?=
+SERVE = $(PY) -m stratum_kernel.studio.serve --no-browser
 dashboard: setup
 ifeq ($(EXPOSE),1)
-	$(VENV)/bin/voila --no-browser --Voila.ip=0.0.0.0 \
+	$(SERVE) --Voila.ip=0.0.0.0 $(if $(HOST),--StratumVoila.allow_hosts=$(HOST)) \
 		$(if $(TOKEN),--Voila.token=$(TOKEN),--Voila.auto_token=True) $(VOILA_FLAGS) \
 		notebooks/dashboard.ipynb
 else
-	$(VENV)/bin/voila --no-browser --Voila.ip=127.0.0.1 $(VOILA_FLAGS) notebooks/dashboard.ipynb
+	$(SERVE) --Voila.ip=127.0.0.1 $(VOILA_FLAGS) notebooks/dashboard.ipynb
 endif
 
 ## The whole test suite, with lint and coverage.

@@ -6,7 +6,14 @@ import pytest
 import soundfile as sf
 
 from stratum_kernel.audio import files as audio_io
-from stratum_kernel.audio.files import AudioInfo, audio_info, load_audio, resample, write_audio
+from stratum_kernel.audio.files import (
+    AudioInfo,
+    audio_info,
+    downmix_matrix,
+    load_audio,
+    resample,
+    write_audio,
+)
 from stratum_kernel.core.errors import AudioError
 from tests.fixtures_audio import sine
 
@@ -116,7 +123,8 @@ def test_multichannel_kept_and_mono_mix(tmp_path):
     np.testing.assert_array_equal(y, x)
     m, _ = load_audio(path, mono=True)
     assert m.shape == (1, x.shape[1])
-    np.testing.assert_allclose(m[0], x.mean(axis=0), atol=1e-7)
+    # mono is the mean of the BS.775 stereo downmix (the LFE, channel 4, left out)
+    np.testing.assert_allclose(m[0], (downmix_matrix(6) @ x).mean(axis=0), atol=1e-7)
 
 
 def test_short_and_silent_tracks(tmp_path):

@@ -195,7 +195,7 @@ def test_cli_flags_become_overrides(tmp_path):
     ])
     ov = overrides_from_cli(args)
     assert ov == {
-        "album_dir": "/data/album", "output_root": "out", "run_id": "r1",
+        "album_dir": "/data/album", "output_root": str(Path("out").resolve()), "run_id": "r1",
         "controller.preset": "pulse", "frame_rate": 30.0, "resolution": "640x368",
         "tracks": ["a", "b"], "render.duration": 5.0, "decoder.batch_size": 2,
         "render.chunk_frames": 24, "tracks.*.preset": None,
@@ -348,3 +348,29 @@ def test_shipped_render_yaml_is_valid():
     album = load_album(cfg.album_path)
     validate_against_album(cfg, album)
     assert set(cfg.track_ids(album)) == set(album.ids)
+
+
+def test_command_line_paths_are_relative_to_where_the_user_stands(tmp_path, monkeypatch):
+    """`--output-root relout` run from another folder used to write into the project (the
+    folder of render.yaml); `--preset mine.yaml` likewise. A path in render.yaml stays
+    relative to render.yaml."""
+    parser = argparse.ArgumentParser()
+    add_override_arguments(parser)
+    project, here = tmp_path / "project", tmp_path / "here"
+    project.mkdir()
+    here.mkdir()
+    (here / "mine.yaml").write_text("name: mine\n")
+    path = write(project, "output_root: from-file\nmodel_dir: models\n")
+    monkeypatch.chdir(here)
+    cfg = load_render_config(path)
+    assert cfg.output_path == project / "from-file"
+    ov = overrides_from_cli(parser.parse_args(["--output-root", "relout", "--album", "a",
+                                               "--preset", "mine.yaml"]))
+    assert ov["output_root"] == str(here / "relout") and ov["album_dir"] == str(here / "a")
+    assert ov["controller.preset"] == str(here / "mine.yaml")
+    cfg = load_render_config(path, ov)
+    assert cfg.output_path == here / "relout" and cfg.album_path == here / "a"
+    assert cfg.model_path == project / "models"
+    # a preset name is a name, not a path
+    assert overrides_from_cli(parser.parse_args(["--preset", "pulse"]))[
+        "controller.preset"] == "pulse"

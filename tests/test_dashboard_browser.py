@@ -50,7 +50,8 @@ def voila(tmp_path_factory, tiny_model_dir):
     log = open(tmp / "voila.log", "w")  # noqa: SIM115 - closed at teardown
     env = notebook_env(tmp, album, tiny_model_dir, STRATUM_NB_CLIP_SECONDS="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "voila", "--no-browser", "--Voila.ip=127.0.0.1",
+        [sys.executable, "-m", "stratum_kernel.studio.serve", "--no-browser",
+         "--Voila.ip=127.0.0.1",
          f"--port={port}", "--show_tracebacks=True", "--preheat_kernel=True",
          str(NOTEBOOKS / "dashboard.ipynb")],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -74,6 +75,31 @@ def voila(tmp_path_factory, tiny_model_dir):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+def _raw_request(port: int, host: str, path: str = "/", *, upgrade: bool = False) -> str:
+    """The status line of a plain HTTP/1.1 request with this Host header."""
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}"]
+    if upgrade:
+        lines += ["Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]
+    with socket.create_connection(("127.0.0.1", port), 10) as s:
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return s.recv(4096).decode("latin-1").split("\r\n", 1)[0]
+
+
+def test_only_requests_for_this_machine_are_answered(voila):
+    """DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 sends
+    `Host: evil.example`. Voila answered it (200, and 101 for a kernel websocket)."""
+    url, log = voila
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    assert _raw_request(port, f"127.0.0.1:{port}").split()[1] == "200"
+    assert _raw_request(port, f"localhost:{port}").split()[1] == "200"
+    for host in ("evil.example", f"evil.example:{port}", "192.168.7.7", ""):
+        assert _raw_request(port, host).split()[1] == "403", host
+    ws = "/api/kernels/00000000-0000-0000-0000-000000000000/channels"
+    assert _raw_request(port, "evil.example", ws, upgrade=True).split()[1] == "403"
+    assert "refused a request for Host 'evil.example'" in log.read_text()
 
 
 PIXELS = """(sel) => new Promise((resolve) => {

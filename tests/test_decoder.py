@@ -170,3 +170,59 @@ def test_torch_backend_matches_onnx_runtime(tmp_path, tiny_model_dir):
         f.write(b"x")
     with pytest.raises(ModelError, match="sha256"):
         FrameDecoder(load_model(model_dir), DecoderParams(execution_provider="torch"))
+
+
+def _tampered_model(tmp_path, tiny_model_dir, *, factor: float | None = None,
+                    meta_size: int | None = None):
+    """A copy of the tiny model whose output is multiplied by ``factor`` (NaN: what a
+    diverged training exports) or whose meta.json promises another size; its sha256 is
+    updated, so only the probe can tell."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    d = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, d)
+    onnx_path = d / "generator.onnx"
+    if factor is not None:
+        model = onnx.load(str(onnx_path))
+        g = model.graph
+        g.node[-1].output[0] = "raw"
+        g.initializer.append(numpy_helper.from_array(np.array(factor, np.float32), "factor"))
+        g.node.append(helper.make_node("Mul", ["raw", "factor"], ["image"]))
+        onnx.save(model, str(onnx_path))
+    meta = json.loads((d / "meta.json").read_text())
+    meta["onnx"]["sha256"] = file_sha256(onnx_path)
+    if meta_size is not None:
+        meta["output_shape"] = [3, meta_size, meta_size]
+    (d / "meta.json").write_text(json.dumps(meta))
+    return load_model(d)
+
+
+@pytest.mark.parametrize("factor, meta_size, pattern", [
+    (float("nan"), None, r"decodes a test latent to NaN or infinite values \(a diverged "
+                         r"training\?\); export an earlier checkpoint"),
+    (float("inf"), None, "decodes a test latent to NaN or infinite"),
+    (10.0, None, r"outputs -\d.*\.\.\d.*, outside meta.json's output_range \[-1, 1\]"),
+    (None, 32, r"decodes a latent to shape \[1, 3, 64, 64\], but meta.json promises "
+               r"\[1, 3, 32, 32\]"),
+])
+def test_a_wrong_model_is_refused_at_load(tmp_path, tiny_model_dir, factor, meta_size,
+                                          pattern):
+    """A NaN model used to render an all-black film with exit 0; a wrong shape failed with
+    'could not broadcast' deep in the render."""
+    model = _tampered_model(tmp_path, tiny_model_dir, factor=factor, meta_size=meta_size)
+    with pytest.raises(ModelError, match=rf"generator.onnx: {pattern}"):
+        FrameDecoder(model, DecoderParams(execution_provider="cpu"))
+
+
+def test_an_unreadable_onnx_with_a_matching_sha_is_named(tmp_path, tiny_model_dir):
+    d = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, d)
+    onnx_path = d / "generator.onnx"
+    onnx_path.write_bytes(onnx_path.read_bytes()[:200])  # cut, then its sha "fixed"
+    meta = json.loads((d / "meta.json").read_text())
+    meta["onnx"]["sha256"] = file_sha256(onnx_path)
+    (d / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"generator.onnx: not a readable ONNX model "
+                                         r"\(.*\); re-export it with training/export_onnx.py"):
+        FrameDecoder(load_model(d), DecoderParams(execution_provider="cpu"))

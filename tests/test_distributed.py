@@ -137,12 +137,17 @@ def test_scheduler_config_and_errors(album_dir, tiny_model_dir, tmp_path):
 
 
 def test_fingerprint_ignores_where_chunks_run(album_dir, tiny_model_dir, tmp_path):
-    from stratum_kernel.render.run import config_fingerprint
+    from stratum_kernel.render.fingerprint import run_fingerprint
+
+    def fingerprint(cfg):
+        album = load_album(album_dir)
+        ctx = RenderContext(cfg, album=album, analysis=NumpyAnalysis(album))
+        return run_fingerprint(ctx, {t: ctx.job(t) for t in ctx.track_ids()})
 
     a = make_config(album_dir, tiny_model_dir, tmp_path, "x")
     b = make_config(album_dir, tiny_model_dir, tmp_path, "x", scheduler="tcp://h:8786",
-                    shared_storage=False)
-    assert config_fingerprint(a, "m") == config_fingerprint(b, "m")
+                    shared_storage=False, decoder={"batch_size": 7, "threads": 2})
+    assert fingerprint(a) == fingerprint(b)
 
 
 def test_cli_scheduler_flag(monkeypatch, tmp_path):

@@ -310,7 +310,7 @@ def test_load_mixer_state_errors(tmp_path):
         load_mixer_state(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{nope")
-    with pytest.raises(ConfigError, match="not valid JSON"):
+    with pytest.raises(ConfigError, match=r"bad.json: invalid JSON at line 1, column 2"):
         load_mixer_state(bad)
     bad.write_text(json.dumps({"drums": {"gain_db": 50}}))
     with pytest.raises(ConfigError, match=r"drums\.gain_db") as info:

@@ -6,6 +6,7 @@ the block would stop: every INET connect and name lookup is recorded here)."""
 from __future__ import annotations
 
 import http.client
+import os
 import shutil
 import socket
 import subprocess
@@ -20,7 +21,12 @@ import pytest
 
 from tests.fixtures_offline import NetworkBlocked, is_loopback_host, network_blocked
 
+needs_block = pytest.mark.skipif(
+    os.environ.get("STRATUM_ALLOW_NETWORK") == "1",
+    reason="STRATUM_ALLOW_NETWORK=1 switched the network block off")
 
+
+@needs_block
 def test_the_block_is_active():
     assert network_blocked()
 
@@ -32,11 +38,13 @@ def test_the_block_is_active():
     lambda: socket.socket(socket.AF_INET6, socket.SOCK_STREAM).connect_ex(("2001:db8::1", 80)),
     lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("8.8.8.8", 53)),
 ], ids=["create_connection", "getaddrinfo", "connect", "connect_ex_v6", "udp_sendto"])
+@needs_block
 def test_non_loopback_is_refused(call):
     with pytest.raises(NetworkBlocked, match="blocked"):
         call()
 
 
+@needs_block
 def test_urllib_fails_fast():
     with pytest.raises((urllib.error.URLError, OSError)):
         urllib.request.urlopen("http://example.com/", timeout=2)
@@ -139,7 +147,7 @@ def _make_dry_run(*args: str) -> str:
 def test_dashboard_binds_loopback_by_default():
     cmd = _make_dry_run()
     assert "--Voila.ip=127.0.0.1" in cmd and "0.0.0.0" not in cmd
-    assert "voila" in cmd and "--no-browser" in cmd
+    assert "-m stratum_kernel.studio.serve" in cmd and "--no-browser" in cmd
 
 
 @pytest.mark.parametrize(("args", "token_flag"), [
@@ -150,6 +158,12 @@ def test_exposing_the_dashboard_needs_a_token(args, token_flag):
     cmd = _make_dry_run(*args)
     assert "--Voila.ip=0.0.0.0" in cmd and token_flag in cmd
     assert "--Voila.ip=127.0.0.1" not in cmd
+    assert "allow_hosts" not in cmd
+
+
+def test_an_exposed_dashboard_can_answer_to_a_name():
+    cmd = _make_dry_run("EXPOSE=1", "HOST=studio.lan")
+    assert "--StratumVoila.allow_hosts=studio.lan" in cmd
 
 
 @pytest.mark.slow
@@ -164,8 +178,8 @@ def test_voila_with_a_token_refuses_requests_without_it(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    voila = Path(sys.executable).with_name("voila")
-    proc = subprocess.Popen([str(voila), "--no-browser", "--Voila.ip=127.0.0.1",
+    proc = subprocess.Popen([sys.executable, "-m", "stratum_kernel.studio.serve",
+                             "--no-browser", "--Voila.ip=127.0.0.1",
                              f"--port={port}", "--Voila.token=s3cret", "page.ipynb"],
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -206,7 +207,7 @@ def test_resume_ends_with_identical_files(baseline, album_dir, tiny_model_dir, t
     assert not list(run.rglob("*.tmp-*"))  # nothing half-written under a final name
     with pytest.raises(RenderError, match="--resume"):
         render(album_dir, tiny_model_dir, tmp_path, "r")
-    with pytest.raises(RenderError, match="different configuration"):
+    with pytest.raises(RenderError, match=r"started with other inputs — render\.yaml"):
         render(album_dir, tiny_model_dir, tmp_path, "r", resume=True, frame_rate=30.0)
     monkeypatch.undo()
     done: list = []
@@ -268,17 +269,25 @@ def test_cli_render_and_verify(album_dir, tiny_model_dir, tmp_path, monkeypatch,
         self._analysis = NumpyAnalysis(self.album)
 
     monkeypatch.setattr(render_mod.RenderContext, "__init__", init)
-    cfg = tmp_path / "render.yaml"
-    cfg.write_text(f"album_dir: {album_dir}\nmodel_dir: {tiny_model_dir}\n"
+    # one rule for relative paths: in a file, relative to the file; on the command line,
+    # relative to where the user stands
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    cfg = project / "render.yaml"
+    cfg.write_text(f"album_dir: {os.path.relpath(album_dir, project)}\n"
+                   f"model_dir: {tiny_model_dir}\n"
                    "resolution: 160x96\npostfx: {grain_intensity: 0.1}\n")
-    code = main(["render", "--config", str(cfg), "--output-root", str(tmp_path / "out"),
+    monkeypatch.chdir(elsewhere)
+    code = main(["render", "--config", "../project/render.yaml", "--output-root", "relout",
                  "--run-id", "cli", "--tracks", "track1", "--duration", "0.6",
                  "--batch-size", "3", "--chunk-frames", "5", "--no-progress", "--keep-frames"])
     assert code == 0
-    run = tmp_path / "out" / "cli"
+    run = elsewhere / "relout" / "cli"
+    assert not (project / "relout").exists()
     assert "rendered 1 track(s), 14 frames" in capsys.readouterr().out
     assert len(list((run / "frames" / "track1").glob("*.png"))) == 14
-    assert main(["verify", str(run)]) == 0
+    assert main(["verify", "relout/cli"]) == 0
     shutil.copy(run / "track1.mp4", tmp_path / "keep.mp4")
     data = bytearray((run / "track1.mp4").read_bytes())
     data[-200:] = bytes(200)

@@ -121,7 +121,14 @@ def test_soundtrack_mute_removes_the_vocals_only_from_the_sound(renders, album_d
 
 
 def test_mixer_changes_the_fingerprint_and_per_track_spec(album_dir, tiny_model_dir, tmp_path):
-    from stratum_kernel.render.run import config_fingerprint
+    from stratum_kernel.audio.album import load_album
+    from stratum_kernel.render.fingerprint import run_fingerprint
+    from stratum_kernel.render.jobs import RenderContext
+
+    def fingerprint(cfg):
+        album = load_album(album_dir)
+        ctx = RenderContext(cfg, album=album, analysis=StemAnalysis(album))
+        return run_fingerprint(ctx, {t: ctx.job(t) for t in ctx.track_ids()})
 
     a = make_config(album_dir, tiny_model_dir, tmp_path, "x")
     b = make_config(album_dir, tiny_model_dir, tmp_path, "x",
@@ -129,7 +136,14 @@ def test_mixer_changes_the_fingerprint_and_per_track_spec(album_dir, tiny_model_
     c = make_config(album_dir, tiny_model_dir, tmp_path, "x",
                     tracks=[{"id": "track1", "mixer": {"applies_to": "soundtrack",
                                                        "drums": {"gain_db": -6.0}}}])
-    assert config_fingerprint(a, "m") != config_fingerprint(b, "m")
+    fa, fb, fc = fingerprint(a), fingerprint(b), fingerprint(c)
+    # muted vocals change the picture (they drive the motion) and the sound
+    assert fa["picture"]["tracks.track1.features"] != fb["picture"]["tracks.track1.features"]
+    assert fa["sound"]["tracks.track1.mixer"] != fb["sound"]["tracks.track1.mixer"]
+    # a soundtrack-only mix changes the sound, never the picture
+    t1 = [k for k in fa["picture"] if k.startswith("tracks.track1.")]
+    assert [fa["picture"][k] for k in t1] == [fc["picture"][k] for k in t1]
+    assert fa["sound"]["tracks.track1.mixer"] != fc["sound"]["tracks.track1.mixer"]
     assert a.mixer_for("track1") is None
     assert b.mixer_for("track1").affects_reactivity and b.mixer_for("track1").affects_soundtrack
     assert c.mixer_for("track1").state.drums.gain_db == -6.0

@@ -188,7 +188,7 @@ def test_missing_weights_and_bad_config(tmp_path):
     bad = _config(tmp_path, tmp_path, steps=[30, 20])
     with pytest.raises(ConfigError, match="steps"):
         sd_generate.load_sd_config(bad)
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="prompt file not found"):
         sd_generate.load_sd_config(tmp_path / "missing.yaml")
 
 

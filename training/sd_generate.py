@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stratum_kernel.core.errors import ConfigError, ModelError
 from stratum_kernel.core.paths import project_root
-from stratum_kernel.core.schema import validation_error
+from stratum_kernel.core.schema import read_yaml, validation_error
 from stratum_kernel.core.seeding import stable_hash
 from training.dataset import ImageRecord, write_image, write_manifest
 from training.metrics import colour_stats
@@ -79,12 +78,9 @@ class SDConfig(BaseModel):
 def load_sd_config(path: str | Path, **overrides: Any) -> SDConfig:
     """Read and validate ``prompts.yaml``; ConfigError names the file and field."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as err:
-        raise ConfigError(path, None, f"cannot read the prompt file ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(path, None, f"invalid YAML: {err}") from None
+    raw = read_yaml(path, "prompt file") or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(path, None, "a prompt file is a mapping (prompts: ..., steps: ...)")
     raw.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return SDConfig.model_validate(raw)

@@ -28,8 +28,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stratum_kernel.analysis.tempo import estimate_tempo, track_beats
-from stratum_kernel.audio.files import resample
-from stratum_kernel.core.dsp import median_filter_axis, stft_magnitude
+from stratum_kernel.audio.files import downmix, resample
+from stratum_kernel.core.dsp import fit_length, median_filter_axis, stft_magnitude
 from stratum_kernel.core.errors import AudioError
 from stratum_kernel.core.paths import atomic_path
 from stratum_kernel.core.timeline import STEM_NAMES
@@ -227,6 +227,8 @@ def _checksum(arrays: dict[str, np.ndarray]) -> str:
 def _to_mono(y: np.ndarray, what: str) -> np.ndarray:
     """float32 [samples]: the channel average of [channels, samples] (or [samples])."""
     y = np.asarray(y, dtype=np.float32)
+    if y.ndim == 2 and y.shape[0] > 2:  # surround: the stereo downmix the film plays
+        y = downmix(y, 2)
     if y.ndim == 2:
         y = y[0] if y.shape[0] == 1 else np.add.reduce(y, axis=0) * np.float32(1 / y.shape[0])
     if y.ndim != 1:
@@ -323,9 +325,11 @@ def _stem_features(
     import librosa
 
     names = [s for s in STEM_NAMES if s in stems] + sorted(set(stems) - set(STEM_NAMES))
-    mono = np.stack([_to_mono(stems[s], f"stem {s!r}") for s in names])
-    mono = _resampled(mono, sr, params.sr)[:, :length]
-    mono = np.pad(mono, ((0, 0), (0, length - mono.shape[-1])))
+    singles = [_to_mono(stems[s], f"stem {s!r}") for s in names]
+    # stems exported a few ms shorter or longer than the mix (as DAWs do) line up at 0
+    longest = max(len(m) for m in singles)
+    mono = np.stack([fit_length(m, longest) for m in singles])
+    mono = fit_length(_resampled(mono, sr, params.sr), length)
     mag = stft_magnitude(mono, params.stem_n_fft, params.hop_length)  # [S, T, F]
     power = mag * mag
     fb = librosa.filters.mel(sr=params.sr, n_fft=params.stem_n_fft, n_mels=params.stem_n_mels)

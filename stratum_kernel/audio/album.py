@@ -16,9 +16,9 @@ negative, unsorted or past the end of the track, a partial stem set. Unknown fie
 
 from __future__ import annotations
 
-import json
 import logging
 import re
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -29,13 +29,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from stratum_kernel.audio.files import AUDIO_SUFFIXES, AudioInfo, audio_info
 from stratum_kernel.core.errors import AudioError, ConfigError, StratumError
 from stratum_kernel.core.paths import inside, safe_name
-from stratum_kernel.core.schema import field_problems, shown
+from stratum_kernel.core.schema import field_problems, read_json, shown
 from stratum_kernel.core.timeline import STEM_NAMES
 
 log = logging.getLogger(__name__)
 
 TRACKLIST_NAME = "tracklist.json"
 BPM_RANGE = (20.0, 300.0)
+# A track id names <id>.mp4 in a run folder beside album.mp4, and files on every system:
+# 'album' would overwrite the album film; the others are device names on Windows.
+RESERVED_IDS = frozenset({"album", "con", "prn", "aux", "nul",
+                          *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))})
 # A stem may differ from its mix by this much (lossy encoders pad a few ms).
 STEM_DURATION_TOLERANCE_S = 0.1
 
@@ -87,15 +91,24 @@ class TrackEntry(BaseModel):
     @field_validator("id")
     @classmethod
     def _safe_id(cls, value: str) -> str:
-        return safe_name(value, "track id")
+        safe_name(value, "track id")
+        if value.casefold() in RESERVED_IDS:
+            why = ("album.mp4 is the album film" if value.casefold() == "album"
+                   else "a device name on Windows")
+            raise ValueError(
+                f"track id {value!r} is reserved ({why}); rename the track, e.g. "
+                f"{value + '-1'!r}"
+            )
+        return value
 
     @field_validator("src")
     @classmethod
     def _relative_src(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must name an audio file inside the album folder")
-        parts = PurePosixPath(value.replace("\\", "/")).parts
-        if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value) or ".." in parts:
+        value = value.replace("\\", "/")  # a tracklist written on Windows
+        parts = PurePosixPath(value).parts
+        if value.startswith("/") or re.match(r"^[A-Za-z]:", value) or ".." in parts:
             raise ValueError(
                 "must be a path inside the album folder (relative, without '..'), "
                 "e.g. 'audio/track1.flac'"
@@ -298,20 +311,7 @@ def _raise_problems(source: Path, problems: list[_Problem]) -> None:
 
 
 def _read_tracklist(path: Path) -> list[Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(
-            path, None, f"is not UTF-8 text ({err.reason} at byte {err.start})"
-        ) from None
-    except OSError as err:
-        raise ConfigError(path, None, f"cannot be read ({err.strerror})") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(
-            path, None, f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}"
-        ) from None
+    doc = read_json(path, "tracklist")
     if not isinstance(doc, list):
         raise ConfigError(
             path,
@@ -336,11 +336,18 @@ def _title_from_name(stem: str) -> str:
     return title or stem
 
 
+def _listed(folder: Path) -> list[Path]:
+    """The files of ``folder`` that can be audio: hidden files are not (macOS writes
+    ``._name.wav`` AppleDouble metadata beside every file copied to some disks)."""
+    hidden = [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    if hidden:
+        log.info("%s: hidden files ignored: %s", folder, ", ".join(sorted(hidden)[:5]))
+    return [p for p in folder.iterdir()
+            if not p.name.startswith(".") and p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
+
+
 def _entries_from_folder(root: Path) -> list[dict[str, Any]]:
-    files = sorted(
-        (p for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES),
-        key=lambda p: (p.name.casefold(), p.name),
-    )
+    files = sorted(_listed(root), key=lambda p: (p.name.casefold(), p.name))
     if not files:
         raise ConfigError(
             root,
@@ -351,6 +358,8 @@ def _entries_from_folder(root: Path) -> list[dict[str, Any]]:
     entries, seen = [], set()
     for p in files:
         base = tid = _sanitised_id(p.stem)
+        if base in RESERVED_IDS:
+            base = tid = f"{base}-track"
         n = 2
         while tid in seen:
             tid, n = f"{base}-{n}", n + 1
@@ -371,10 +380,9 @@ def _find_stems(root: Path, track_id: str, label: str, problems: list[_Problem])
     if not folder.is_dir():
         return None
     found: dict[str, list[Path]] = {s: [] for s in STEM_NAMES}
-    for p in folder.iterdir():
-        name = p.stem.lower()
-        if p.is_file() and name in found and p.suffix.lower() in AUDIO_SUFFIXES:
-            found[name].append(p)
+    for p in _listed(folder):
+        if p.stem.lower() in found:
+            found[p.stem.lower()].append(p)
     present = [s for s in STEM_NAMES if found[s]]
     if not present:
         return None
@@ -420,9 +428,27 @@ def _check_stems(label, stems, mix: AudioInfo, problems: list[_Problem]) -> bool
     return ok
 
 
+def _find_file(root: Path, src: str) -> Path:
+    """``root / src``; when that does not exist, the entry whose name is the same text in
+    another Unicode normal form (macOS stores names decomposed: 'é' as 'e' + accent, while
+    a tracklist typed elsewhere holds the composed form)."""
+    path = root / src
+    if path.exists():
+        return path
+    current = root
+    for part in PurePosixPath(src).parts:
+        nxt = current / part
+        if not nxt.exists() and current.is_dir():
+            want = unicodedata.normalize("NFC", part)
+            nxt = next((p for p in current.iterdir()
+                        if unicodedata.normalize("NFC", p.name) == want), nxt)
+        current = nxt
+    return current
+
+
 def _resolve_track(root: Path, index: int, entry: TrackEntry, problems: list[_Problem]):
     label = _entry_label(index, {"id": entry.id})
-    audio_path = (root / entry.src).resolve()
+    audio_path = _find_file(root, entry.src).resolve()
     if not inside(root, audio_path):  # a symlink out of the album
         problems.append(_Problem(
             label, "src", f"{entry.src!r} resolves to {audio_path}, outside the album folder "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import struct
 import subprocess
 from dataclasses import dataclass
@@ -52,6 +53,24 @@ _WRITE_FORMATS = {
     ".caf": "CAF",
 }
 _INT_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32"})
+# Sample rates a file may declare: anything else is a damaged header (a 1 Hz header would
+# have the resampler allocate terabytes).
+RATE_RANGE = (4000, 768_000)
+
+#: What the channels of a 3–8 channel file are, in the order the FLAC format defines them
+#: (and WAV's WAVE_FORMAT_EXTENSIBLE stores 5.0, 5.1, 6.1 and 7.1; ffmpeg reads those the
+#: same way). A file's own channel mask is not read: a 3- or 4-channel file is taken as
+#: L R C or quad, as FLAC defines them (ffmpeg guesses 2.1 and 4.0 for a WAV without mask).
+CHANNEL_LAYOUTS: dict[int, tuple[str, ...]] = {
+    3: ("L", "R", "C"),
+    4: ("L", "R", "Ls", "Rs"),
+    5: ("L", "R", "C", "Ls", "Rs"),
+    6: ("L", "R", "C", "LFE", "Ls", "Rs"),
+    7: ("L", "R", "C", "LFE", "Cs", "Ls", "Rs"),
+    8: ("L", "R", "C", "LFE", "Ls", "Rs", "Lss", "Rss"),
+}
+_TO_LEFT = {"L": 1.0, "C": 0.7071, "Ls": 0.7071, "Lss": 0.7071, "Cs": 0.5}
+_TO_RIGHT = {"R": 1.0, "C": 0.7071, "Rs": 0.7071, "Rss": 0.7071, "Cs": 0.5}
 
 # libsndfile logs "data : <declared> (should be <present>)" for a WAV cut short.
 _DATA_SHORTFALL = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
@@ -247,7 +266,17 @@ def audio_info(path: str | Path) -> AudioInfo:
         info = AudioInfo(sr, y.shape[0], y.shape[1], y.shape[1] / float(sr), label)
     if info.frames <= 0:
         raise AudioError(f"{path}: contains no audio (0 samples); replace it with a real track")
+    _check_rate(path, info.sample_rate)
     return info
+
+
+def _check_rate(path: Path, rate: int) -> None:
+    lo, hi = RATE_RANGE
+    if not lo <= rate <= hi:
+        raise AudioError(
+            f"{path}: the header says {rate} Hz, outside {lo}-{hi} Hz; the file is damaged or "
+            "not audio — re-export it"
+        )
 
 
 def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -296,6 +325,7 @@ def load_audio(
     if handle is not None:
         with handle:
             native = int(handle.samplerate)
+            _check_rate(path, native)
             total = int(handle.frames)
             if total <= 0:
                 raise AudioError(f"{path}: contains no audio (0 samples); replace it")
@@ -311,6 +341,7 @@ def load_audio(
         raise _not_audio(path, sf_error)
     else:
         y, native, _ = _ffmpeg_decode(path, sf_error)
+        _check_rate(path, native)
         if y.shape[1] == 0:
             raise AudioError(f"{path}: contains no audio (0 samples); replace it")
         start = round(offset * native)
@@ -321,8 +352,14 @@ def load_audio(
             )
         stop = None if duration is None else start + round(duration * native)
         y = np.ascontiguousarray(y[:, start:stop])
+    if not np.isfinite(y).all():
+        bad = int(np.flatnonzero(~np.isfinite(y).all(axis=0))[0])
+        raise AudioError(
+            f"{path}: contains NaN or infinite samples (the first at "
+            f"{(start + bad) / native:.3f} s); re-export the file from its source"
+        )
     if mono and y.shape[0] > 1:
-        y = y.mean(axis=0, keepdims=True, dtype=np.float32)
+        y = downmix(y, 1)
     if sr is not None and sr != native:
         y = resample(y, native, int(sr))
         native = int(sr)
@@ -360,9 +397,63 @@ def write_audio(path: str | Path, y: np.ndarray, sr: int, subtype: str | None = 
     try:
         with atomic_path(path) as tmp:
             sf.write(str(tmp), data.T, int(sr), subtype=subtype, format=fmt)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+    except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as err:
+        # libsndfile reports a full disk as "System error."; the free space tells
+        free = shutil.disk_usage(path.parent).free
+        if free < data.size * 4 + 2**20:
+            raise AudioError(
+                f"{path}: could not write audio: no space left on the disk holding "
+                f"{path.parent} ({free / 2**20:.0f} MB free); free some space and retry"
+            ) from None
         raise AudioError(f"{path}: could not write audio as {fmt} {subtype}: {err}") from None
     return path
+
+
+def downmix_matrix(channels: int) -> np.ndarray:
+    """float32 [2, channels]: ITU-R BS.775 stereo downmix of a ``channels`` file
+    (:data:`CHANNEL_LAYOUTS`): Lo = L + 0.707 C + 0.707 Ls, Ro = R + 0.707 C + 0.707 Rs (a
+    back centre at 0.5 to both), the LFE left out; each row scaled so its gains sum to at
+    most 1 so the mix cannot clip — the matrix ffmpeg's ``-ac 2`` uses for integer output
+    (its float path skips that scaling and can clip). Other channel counts: every channel
+    at equal gain to both sides."""
+    layout = CHANNEL_LAYOUTS.get(channels)
+    if channels == 1:
+        m = np.ones((2, 1))
+    elif channels == 2:
+        m = np.eye(2)
+    elif layout is None:
+        m = np.full((2, channels), 1.0 / channels)
+    else:
+        m = np.array([[_TO_LEFT.get(c, 0.0) for c in layout],
+                      [_TO_RIGHT.get(c, 0.0) for c in layout]])
+    m /= np.maximum(m.sum(axis=1, keepdims=True), 1.0)
+    return m.astype(np.float32)
+
+
+def downmix_description(channels: int) -> str:
+    """How :func:`downmix` treats a file of ``channels`` channels, for run records."""
+    if channels <= 2:
+        return "none"
+    layout = CHANNEL_LAYOUTS.get(channels)
+    if layout is None:
+        return f"{channels} channels averaged into both sides"
+    return (f"{channels}-channel ({' '.join(layout)}) to stereo, ITU-R BS.775 coefficients, "
+            "LFE left out, rows normalised to a gain sum of 1 (ffmpeg -ac 2, integer output)")
+
+
+def downmix(y: np.ndarray, channels: int) -> np.ndarray:
+    """float32 [channels, samples] from [c, samples]: mono → both sides, more than two
+    channels → BS.775 stereo (:func:`downmix_matrix`), then, for ``channels=1``, the mean."""
+    y = np.asarray(y, dtype=np.float32)
+    c = y.shape[0]
+    if c == channels:
+        return y
+    stereo = y if c == 2 else downmix_matrix(c) @ y
+    if channels == 2:
+        return np.ascontiguousarray(stereo, dtype=np.float32)
+    if channels == 1:
+        return (stereo.mean(axis=0, keepdims=True, dtype=np.float32) if c != 1 else y)
+    raise ValueError(f"downmix to {channels} channels is not supported (1 or 2)")
 
 
 def check_audio(y: np.ndarray) -> np.ndarray:

@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from stratum_kernel import __version__
 from stratum_kernel.core.errors import AudioError, ConfigError
 from stratum_kernel.core.paths import write_bytes_atomic
-from stratum_kernel.core.schema import validation_error
+from stratum_kernel.core.schema import read_json, validation_error
 from stratum_kernel.core.timeline import STEM_NAMES, FrameFeatures
 
 log = logging.getLogger(__name__)
@@ -353,16 +353,9 @@ def load_mixer_state(path: str | Path) -> MixerState:
     """Read a mixer state from JSON: a bare state, or any document with a ``state`` key (the
     ``mixer.json`` of a stem ZIP, a meta.json ``mixer`` record)."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            path, None, "mixer state file not found (check the --state path)"
-        ) from None
-    except OSError as err:
-        raise ConfigError(path, None, f"cannot be read ({err.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(path, None, f"is not valid JSON ({err})") from None
+    if not path.exists():
+        raise ConfigError(path, None, "mixer state file not found (check the --state path)")
+    doc = read_json(path, "mixer state")
     if isinstance(doc, dict) and isinstance(doc.get("mixer"), dict):
         doc = doc["mixer"]
     if isinstance(doc, dict) and isinstance(doc.get("state"), dict):

@@ -40,9 +40,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stratum_kernel.audio.album import Track
 from stratum_kernel.audio.demucs import WEIGHTS_ENV, DemucsSeparator
-from stratum_kernel.audio.files import check_audio, load_audio
+from stratum_kernel.audio.files import check_audio, load_audio, write_audio
 from stratum_kernel.core.digests import file_sha256
-from stratum_kernel.core.dsp import median_filter_axis, stft
+from stratum_kernel.core.dsp import fit_length, median_filter_axis, stft
 from stratum_kernel.core.errors import ModelError, StratumError
 from stratum_kernel.core.paths import atomic_dir, cache_dir
 from stratum_kernel.core.timeline import STEM_NAMES
@@ -388,7 +388,9 @@ def _load_bundled(track: Track) -> StemSet:
     for name in STEM_NAMES:
         path = track.stem_paths[name]
         y, _ = load_audio(path, sr=track.sample_rate)
-        stems[name] = y
+        # a stem a few ms off the mix's length (within the album's tolerance) is fitted to
+        # it, so every stem and the mix line up sample for sample
+        stems[name] = np.ascontiguousarray(fit_length(y, track.frames))
         keys.append(f"{name}={file_sha256(path)[:16]}")
     return StemSet(stems=stems, sr=track.sample_rate, source="bundled", key=",".join(keys))
 
@@ -420,15 +422,13 @@ def _read_cached(folder: Path) -> StemSet | None:
 def _write_cached(folder: Path, stem_set: StemSet) -> None:
     """Write the stems as 24-bit FLAC plus meta.json into a temp folder, then rename it
     into place, so a folder under its final name is always complete."""
-    import soundfile as sf
-
     peak = max(float(np.max(np.abs(a))) if a.size else 0.0 for a in stem_set.stems.values())
     scale = peak / 0.999 if peak > 0.999 else 1.0  # one factor for all: levels stay relative
     with atomic_dir(folder) as tmp:
         files = {}
         for name in STEM_NAMES:
             path = tmp / f"{name}.flac"
-            sf.write(path, (stem_set.stems[name] / scale).T, stem_set.sr, subtype="PCM_24")
+            write_audio(path, stem_set.stems[name] / scale, stem_set.sr, subtype="PCM_24")
             files[name] = hashlib.sha256(path.read_bytes()).hexdigest()
         meta = {
             "version": SEPARATION_VERSION,

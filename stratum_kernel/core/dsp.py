@@ -35,6 +35,14 @@ def stft_magnitude(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     return np.abs(stft(y, n_fft, hop, hann(n_fft)))
 
 
+def fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    """``x`` [..., samples] cut or zero-padded to ``n`` samples along the last axis."""
+    if x.shape[-1] >= n:
+        return x[..., :n]
+    pad = [(0, 0)] * (x.ndim - 1) + [(0, n - x.shape[-1])]
+    return np.pad(x, pad)
+
+
 def median_filter_axis(x: np.ndarray, size: int, axis: int) -> np.ndarray:
     """Median over a centred window of ``size`` (odd) along ``axis``, edges mirrored.
 

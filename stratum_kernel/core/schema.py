@@ -6,12 +6,14 @@ it enters. :func:`validation_error` turns a ``ValidationError`` into one
 :class:`~stratum_kernel.core.errors.ConfigError` whose field is written the way a user reads it
 (``tracks[1].trim.end``), whose message says what is wrong and what was given (bounded:
 a huge or deeply nested value is summarised, never printed whole), and, for a misspelt key,
-which key was probably meant.
+which key was probably meant. :func:`read_yaml` and :func:`read_json` read documents within
+bounds (size, YAML alias expansion, nesting depth, digits of a number).
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import reprlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -122,22 +124,121 @@ def validation_error(
     return ConfigError(source, first, text)
 
 
-def read_yaml(path: Path, what: str = "YAML file") -> Any:
-    """Read a YAML document; syntax errors become a ConfigError with line and column."""
+# Bounds on any document a user hands in: a few kilobytes of YAML aliases ("billion
+# laughs") or a 100,000-deep JSON list must cost milliseconds and end in a clear error,
+# never minutes and gigabytes.
+MAX_DOCUMENT_BYTES = 16 * 2**20
+MAX_NODES = 200_000  # values after YAML aliases are expanded
+MAX_DEPTH = 64
+MAX_NUMBER_CHARS = 64
+
+
+class DocumentTooLarge(ValueError):
+    """A document beyond the bounds above (the message says which)."""
+
+
+def _check_yaml(node: Any, memo: dict[int, int], depth: int = 0) -> int:
+    """Size of ``node`` once aliases are expanded (memoised per node: aliases share nodes)."""
     import yaml
 
+    if depth > MAX_DEPTH:
+        raise DocumentTooLarge(f"nested more than {MAX_DEPTH} levels deep")
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if isinstance(node, yaml.ScalarNode):
+        numeric = node.tag.endswith((":int", ":float"))
+        if numeric and len(node.value) > MAX_NUMBER_CHARS:
+            raise DocumentTooLarge(f"a number of {len(node.value)} characters (line "
+                                   f"{node.start_mark.line + 1}); write a plain value")
+        size = 1
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_check_yaml(n, memo, depth + 1) for n in node.value)
+    else:
+        size = 1 + sum(_check_yaml(k, memo, depth + 1) + _check_yaml(v, memo, depth + 1)
+                       for k, v in node.value)
+    if size > MAX_NODES:
+        raise DocumentTooLarge(f"more than {MAX_NODES:,} values once its aliases (&/*) are "
+                               "expanded")
+    memo[key] = size
+    return size
+
+
+def _read_text(path: Path, what: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_DOCUMENT_BYTES:
+            raise ConfigError(path, None, f"is {size / 2**20:.0f} MB; a {what} is at most "
+                              f"{MAX_DOCUMENT_BYTES // 2**20} MB")
+        return path.read_text(encoding="utf-8-sig")  # a UTF-8 byte-order mark is fine
     except FileNotFoundError:
         raise ConfigError(path, None, f"{what} not found") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            path, None, f"is not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(path, None, f"is a folder, not a {what}") from None
     except OSError as err:
         raise ConfigError(path, None, f"cannot read {what}: {err.strerror}") from None
+
+
+def parse_yaml(text: str, source: str | Path) -> Any:
+    """A YAML document (safe types only) within the bounds above; ConfigError otherwise."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
     try:
-        return yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_yaml(node, {})
+        return loader.construct_document(node)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         problem = getattr(err, "problem", None) or str(err)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(
-            path, None, f"YAML syntax error{where}: {problem}; fix the file and retry"
+            source, None, f"YAML syntax error{where}: {problem}; fix the file and retry"
         ) from None
+    except DocumentTooLarge as err:
+        raise ConfigError(source, None, f"refused: {err}") from None
+    except RecursionError:
+        raise ConfigError(source, None, f"refused: nested more than {MAX_DEPTH} levels "
+                          "deep") from None
+    except ValueError as err:  # e.g. a date or number it cannot hold
+        raise ConfigError(source, None, f"refused: {shown(str(err), 120)}") from None
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: Path, what: str = "YAML file") -> Any:
+    """Read a YAML document; syntax errors become a ConfigError with line and column, and
+    any document beyond the bounds (size, aliases, depth, huge numbers) is refused."""
+    return parse_yaml(_read_text(Path(path), what), path)
+
+
+def _bounded_number(text: str) -> Any:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise DocumentTooLarge(f"a number of {len(text)} characters")
+    return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
+def parse_json(text: str, source: str | Path) -> Any:
+    """A JSON document within the bounds above; ConfigError (with line and column for a
+    syntax error) otherwise."""
+    try:
+        return json.loads(text, parse_int=_bounded_number, parse_float=_bounded_number)
+    except json.JSONDecodeError as err:
+        raise ConfigError(
+            source, None, f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}"
+        ) from None
+    except RecursionError:
+        raise ConfigError(source, None, "refused: nested too deeply") from None
+    except DocumentTooLarge as err:
+        raise ConfigError(source, None, f"refused: {err}") from None
+
+
+def read_json(path: Path, what: str = "JSON file") -> Any:
+    """Read a JSON document from ``path`` (see :func:`parse_json`)."""
+    return parse_json(_read_text(Path(path), what), path)

@@ -23,10 +23,25 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stratum_kernel.core.errors import RenderError
 from stratum_kernel.core.paths import temp_sibling
+
+#: The sample rates ffmpeg's AAC encoder accepts (anything else fails at the mux, after
+#: every frame was rendered, so configs are checked against this list up front).
+AAC_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000,
+                    88200, 96000)
+
+
+def check_aac_rate(rate: int) -> int:
+    if rate not in AAC_SAMPLE_RATES:
+        raise ValueError(
+            f"{rate} Hz is not a sample rate AAC can carry; use one of "
+            f"{', '.join(map(str, AAC_SAMPLE_RATES))} (48000 is the film standard)"
+        )
+    return rate
+
 
 X264Preset = Literal[
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
@@ -60,6 +75,11 @@ class EncodeParams(BaseModel):
     audio_bitrate: int = Field(default=192, ge=32, le=512)
     audio_sample_rate: int = Field(default=48000, ge=8000, le=192000)
     audio_channels: int = Field(default=2, ge=1, le=2)
+
+    @field_validator("audio_sample_rate")
+    @classmethod
+    def _aac_rate(cls, v: int) -> int:
+        return check_aac_rate(v)
 
 
 @dataclass(frozen=True)
@@ -165,9 +185,26 @@ def audio_args(params: EncodeParams) -> list[str]:
             "-ar", str(params.audio_sample_rate), "-ac", str(params.audio_channels)]
 
 
+_ERROR_WORDS = ("error", "invalid", "unsupported", "not supported", "could not", "cannot",
+                "failed", "no such", "unable", "denied", "space")
+
+
 def tail_text(text: str, n: int = 1200) -> str:
-    text = text.strip()
-    return text[-n:] if len(text) > n else text
+    """What ffmpeg said, shortened to about ``n`` characters without cutting a line open:
+    the lines that name an error (ffmpeg prints the cause first), else its last lines."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if sum(len(ln) + 3 for ln in lines) <= n:
+        return " | ".join(lines)
+    errors = [ln for ln in lines if any(w in ln.lower() for w in _ERROR_WORDS)]
+    chosen, size = [], 0
+    for ln in (errors or lines[::-1])[:6]:
+        if size + len(ln) + 3 > n:
+            break
+        chosen.append(ln)
+        size += len(ln) + 3
+    if not errors:
+        chosen.reverse()
+    return " | ".join(chosen) or lines[-1][:n]
 
 
 def _exit_text(rc: int | None) -> str:

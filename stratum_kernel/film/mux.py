@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stratum_kernel.audio.files import load_audio, write_audio
+from stratum_kernel.audio.files import downmix, downmix_description, load_audio, write_audio
 from stratum_kernel.audio.loudness import loudness_summary, normalisation_gain_db
 from stratum_kernel.core.errors import RenderError
 from stratum_kernel.core.paths import atomic_path, write_text_atomic
@@ -30,7 +30,8 @@ from stratum_kernel.film.streams import stream_report
 @dataclass(frozen=True)
 class PreparedAudio:
     """A track's film audio as a float WAV: ``samples`` at ``sample_rate``; ``gain_db`` was
-    applied to reach the loudness target (0 when normalisation is off)."""
+    applied to reach the loudness target (0 when normalisation is off); ``downmix`` says how
+    a source of more (or fewer) channels became ``channels``."""
 
     path: Path
     samples: int
@@ -38,6 +39,8 @@ class PreparedAudio:
     channels: int
     gain_db: float
     loudness_lufs: float | None
+    source_channels: int = 2
+    downmix: str = "none"
 
     @property
     def duration(self) -> float:
@@ -56,18 +59,17 @@ def prepare_audio(
     true_peak_ceiling: float = -1.0,
 ) -> PreparedAudio:
     """Read ``src``, resample to ``sample_rate``, keep samples ``[round(start·sr),
-    round(end·sr))``, match ``channels``, apply one static gain that brings the integrated
-    loudness (ITU-R BS.1770) to ``target_lufs`` without a true peak above
+    round(end·sr))``, match ``channels`` (a surround source is downmixed with ITU-R BS.775
+    coefficients, ``audio.files.downmix``), apply one static gain that brings the
+    integrated loudness (ITU-R BS.1770) to ``target_lufs`` without a true peak above
     ``true_peak_ceiling`` dBTP, and write a float32 WAV to ``dst`` (atomically)."""
     y, sr = load_audio(src, sr=sample_rate)
     a = round(start * sr)
     b = y.shape[1] if end is None else min(y.shape[1], round(end * sr))
     if b <= a:
         raise RenderError(f"{src}: trim {start}..{end} s keeps no audio")
-    y = y[:, a:b]
-    if y.shape[0] != channels:
-        y = (np.repeat(y[:1], channels, axis=0) if y.shape[0] == 1 and channels > 1
-             else (y.mean(axis=0, keepdims=True) if channels == 1 else y[:channels]))
+    source_channels = y.shape[0]
+    y = downmix(y[:, a:b], channels)
     gain_db, lufs = 0.0, None
     if target_lufs is not None:
         summary = loudness_summary(y, sr)
@@ -77,7 +79,11 @@ def prepare_audio(
         )
         y = (y * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
     path = write_audio(dst, np.ascontiguousarray(y, dtype=np.float32), sr, subtype="FLOAT")
-    return PreparedAudio(Path(path), y.shape[1], sr, y.shape[0], float(gain_db), lufs)
+    mixdown = ("none" if source_channels == channels else
+               downmix_description(source_channels) if source_channels > 2 else
+               f"{source_channels} to {channels} channel(s)")
+    return PreparedAudio(Path(path), y.shape[1], sr, y.shape[0], float(gain_db), lufs,
+                         source_channels, mixdown)
 
 
 # ------------------------------------------------------------------------ concatenation

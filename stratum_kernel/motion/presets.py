@@ -300,7 +300,8 @@ def list_presets(user_dir: Path | None = None) -> list[str]:
     return sorted(names)
 
 
-def _looks_like_path(name_or_path: str | os.PathLike) -> bool:
+def looks_like_path(name_or_path: str | os.PathLike) -> bool:
+    """True for a preset given as a file (a .yaml name or a path), not a preset name."""
     s = str(name_or_path)
     return isinstance(name_or_path, os.PathLike) or s.endswith((".yaml", ".yml")) or "/" in s
 
@@ -311,7 +312,7 @@ def preset_path(
     """Where a preset lives: a path (relative to ``base_dir``) or a name looked up in the
     user folder, then the bundled folder. Unknown names raise a ConfigError listing the
     known ones."""
-    if _looks_like_path(name_or_path):
+    if looks_like_path(name_or_path):
         p = Path(name_or_path).expanduser()
         if not p.is_absolute():
             p = (base_dir or Path.cwd()) / p

@@ -120,7 +120,13 @@ def create_session(onnx_path: Path, provider: str, threads: int) -> tuple[Any, s
             "provider (no GPU, or CUDA/cuDNN libraries missing); use 'auto' or 'cpu', or "
             "'torch' for a GPU that only torch can use"
         )
-    session = ort.InferenceSession(str(onnx_path), so, providers=[CPU_EP])
+    try:
+        session = ort.InferenceSession(str(onnx_path), so, providers=[CPU_EP])
+    except Exception as err:  # onnxruntime raises its own kinds for a damaged protobuf
+        raise ModelError(
+            f"{onnx_path}: not a readable ONNX model ({type(err).__name__}: "
+            f"{str(err)[:200]}); re-export it with training/export_onnx.py"
+        ) from None
     return session, CPU_EP
 
 
@@ -214,11 +220,46 @@ class FrameDecoder:
             self._session, self.provider = create_session(
                 self.onnx_path, self.params.execution_provider, self.params.threads
             )
+        if session is None:
+            self.probe()
         _log_once(
             f"decoder: {model.meta.name} on {self.provider} "
             f"(asked for {self.params.execution_provider}, {self.params.threads or 'auto'} "
             f"threads, pid {os.getpid()})"
         )
+
+    def probe(self) -> None:
+        """Decode one fixed latent and check what comes out: the shape meta.json promises,
+        finite values inside the output range. A model that fails (a diverged training
+        gives NaN, a wrong export another size) is refused here, naming the file, instead
+        of rendering a black or broken film."""
+        shape = tuple(self.model.latent_shape)
+        z = np.random.default_rng(0).standard_normal((1, *shape)).astype(np.float32)
+        try:
+            (image,) = self._session.run(None, {self.input_name: z})[:1]
+        except Exception as err:
+            raise ModelError(f"{self.onnx_path}: the model fails on a test latent "
+                             f"({type(err).__name__}: {str(err)[:200]})") from None
+        h, w = self.frame_size
+        image = np.asarray(image)
+        if image.shape != (1, 3, h, w):
+            raise ModelError(
+                f"{self.onnx_path}: decodes a latent to shape {list(image.shape)}, but "
+                f"meta.json promises [1, 3, {h}, {w}]; re-export the model (its meta.json "
+                "and ONNX file belong together)"
+            )
+        if not np.isfinite(image).all():
+            raise ModelError(
+                f"{self.onnx_path}: decodes a test latent to NaN or infinite values (a "
+                "diverged training?); export an earlier checkpoint"
+            )
+        lo, hi = self.model.meta.output_range
+        margin = 0.01 * (hi - lo)
+        if image.min() < lo - margin or image.max() > hi + margin:
+            raise ModelError(
+                f"{self.onnx_path}: outputs {image.min():.3g}..{image.max():.3g}, outside "
+                f"meta.json's output_range [{lo:g}, {hi:g}]; re-export the model"
+            )
 
     @property
     def frame_size(self) -> tuple[int, int]:

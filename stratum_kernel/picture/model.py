@@ -8,7 +8,6 @@ on load; an ONNX file whose sha256 differs from meta.json is refused.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +15,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stratum_kernel.core.digests import file_sha256
-from stratum_kernel.core.errors import ModelError
-from stratum_kernel.core.schema import validation_error
+from stratum_kernel.core.errors import ConfigError, ModelError
+from stratum_kernel.core.schema import read_json, validation_error
 
 META_FORMAT = "stratum-generator/1"
 
@@ -135,11 +134,9 @@ def load_model(models_dir: str | Path, *, verify: bool = True) -> GeneratorModel
             "meta.json and generator.onnx (or run training/export_onnx.py)"
         )
     try:
-        raw = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ModelError(
-            f"{meta_path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}"
-        ) from None
+        raw = read_json(meta_path, "model description")
+    except ConfigError as err:
+        raise ModelError(str(err)) from None
     try:
         meta = ModelMeta.model_validate(raw)
     except ValidationError as err:

@@ -39,7 +39,7 @@ from stratum_kernel.audio.mixer import MixerRenderSpec
 from stratum_kernel.core.errors import ConfigError
 from stratum_kernel.core.paths import inside, project_root, safe_name
 from stratum_kernel.core.schema import StrictModel, read_yaml, validation_error
-from stratum_kernel.film.encode import EncodeParams
+from stratum_kernel.film.encode import EncodeParams, check_aac_rate
 from stratum_kernel.motion.presets import (
     Preset,
     check_subdivision,
@@ -100,6 +100,11 @@ class AudioParams(StrictModel):
 
     sample_rate: int = Field(default=48000, ge=8000, le=192000)
     normalization: float | None = Field(default=None, ge=-70.0, le=-1.0)
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _aac(cls, v: int) -> int:
+        return check_aac_rate(v)
 
 
 class TempoSyncOverride(StrictModel):

@@ -205,24 +205,31 @@ def detect_shared_storage(client: Any, work: Path) -> bool:
 # ------------------------------------------------------------------------ client side
 
 
+def check_local_only(cfg: Any) -> None:
+    """Settings a cluster cannot honour (a RenderError naming them)."""
+    if cfg.render.keep_frames:
+        raise RenderError("render.keep_frames is not available with a Dask scheduler (the "
+                          "frames are made on the workers); render locally to keep PNGs")
+
+
 def render_tracks_distributed(ctx: RenderContext, run_dir: Path, ids: Sequence[str],
                               scheduler: Any, *,
                               model_sha: str, shared_storage: bool | None = None,
                               progress: bool = True,
                               on_chunk: Callable[[str, int], None] | None = None,
                               worker_hook: Callable[[str, int, int], None] | None = None,
-                              retries: int = DEFAULT_RETRIES
+                              retries: int = DEFAULT_RETRIES, address: str | None = None,
                               ) -> tuple[dict[str, TrackRecord], dict]:
-    """Render tracks ``ids`` of a run on a Dask cluster; returns ({track: its record},
-    the ``distributed`` record for meta.json). Resumes like a local run: chunks already
-    recorded in a track's state are not submitted again."""
+    """Render tracks ``ids`` of a run on a Dask cluster (``scheduler``: see :func:`connect`);
+    returns ({track: its record}, the ``distributed`` record for meta.json). Resumes like a
+    local run: chunks already recorded in a track's state are not submitted again.
+    ``address``: how to name the cluster in meta.json (default: its scheduler address)."""
     from tqdm.auto import tqdm
 
     cfg = ctx.config
-    if cfg.render.keep_frames:
-        raise RenderError("render.keep_frames is not available with a Dask scheduler (the "
-                          "frames are made on the workers); render locally to keep PNGs")
-    client, release, address = connect(scheduler)
+    check_local_only(cfg)
+    client, release, found = connect(scheduler)
+    address = address or found
     t0 = time.perf_counter()
     try:
         runs = {t: TrackRun(ctx, ctx.job(t), run_dir) for t in ids}

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from stratum_kernel.core.errors import ConfigError
+from stratum_kernel.motion.presets import looks_like_path
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Override:
     """One render.yaml value settable from outside: its dotted ``key``, the command-line
     ``flag`` (without ``--``; None: notebooks only) and notebook ``param`` (None: command
     line only) that set it, with the flag's help, type and metavar. ``path``: the value is
-    a folder, resolved where the notebook runs."""
+    a folder, resolved against the folder the user stands in (or the notebook runs in)."""
 
     key: str
     flag: str | None
@@ -87,7 +88,8 @@ def _dotted(values: Mapping[str, Any], name_of: Callable[[Override], str | None]
             continue
         if o.key == "tracks":
             value = _track_list(value)
-        elif o.path and resolve_paths:
+        elif resolve_paths and (o.path or (o.key == "controller.preset"
+                                            and looks_like_path(value))):
             value = str(Path(value).expanduser().resolve())
         out[o.key] = value
     if "controller.preset" in out:
@@ -109,12 +111,15 @@ def add_override_arguments(parser: Any) -> None:
 
 
 def overrides_from_cli(args: Any) -> dict[str, Any]:
-    """Dotted overrides from parsed flags (flags not given are skipped)."""
-    return _dotted(vars(args), lambda o: o.dest, resolve_paths=False)
+    """Dotted overrides from parsed flags (flags not given are skipped). A folder or preset
+    file on the command line is relative to where the user stands (a path inside
+    render.yaml stays relative to render.yaml)."""
+    return _dotted(vars(args), lambda o: o.dest, resolve_paths=True)
 
 
 def overrides_from_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Dotted overrides from notebook parameters that are set (folders resolved)."""
+    """Dotted overrides from notebook parameters that are set (folders and preset files
+    resolved against the folder the notebook runs in)."""
     return _dotted(params, lambda o: o.param, resolve_paths=True)
 
 

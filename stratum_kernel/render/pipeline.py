@@ -228,7 +228,8 @@ def prepare_track_audio(run: TrackRun) -> AudioRecord:
         gain_db=round(pa.gain_db, 6),
         loudness_lufs=None if pa.loudness_lufs is None else round(pa.loudness_lufs, 6),
         target_lufs=cfg.audio.normalization, mixer=mixer,
-        mixed_sha256=file_sha256(src) if src != Path(job.audio_path) else None)
+        mixed_sha256=file_sha256(src) if src != Path(job.audio_path) else None,
+        source_channels=pa.source_channels, downmix=pa.downmix)
     run.state["audio"] = {**audio.model_dump(mode="json"), "wav_sha256": file_sha256(wav)}
     run.save_state()
     return audio

@@ -22,9 +22,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stratum_kernel.core.errors import RenderError
+from stratum_kernel.core.errors import ConfigError, RenderError
 from stratum_kernel.core.paths import write_text_atomic
-from stratum_kernel.core.schema import validation_error
+from stratum_kernel.core.schema import read_json, validation_error
 
 RUN_FORMAT = "stratum-run/1"
 
@@ -67,6 +67,8 @@ class AudioRecord(_Record):
     target_lufs: float | None = None
     mixer: dict[str, Any] | None = None
     mixed_sha256: str | None = None
+    source_channels: int | None = None
+    downmix: str = "none"  # how a surround (or mono) source became the film's channels
 
 
 class TrackTiming(_Record):
@@ -157,13 +159,9 @@ class RunRecord(_Record):
             raise RenderError(f"{path}: not found; is {path.parent} a finished stratum run "
                               "folder?")
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as err:
-            raise RenderError(f"{path}: cannot be read ({err})") from None
-        except json.JSONDecodeError as err:
-            raise RenderError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
-        except RecursionError:
-            raise RenderError(f"{path}: nested too deeply to be a run record") from None
+            doc = read_json(path, "run record")
+        except ConfigError as err:
+            raise RenderError(str(err)) from None
         if not isinstance(doc, dict):
             raise RenderError(f"{path}: expected a JSON object, got {type(doc).__name__}")
         try:

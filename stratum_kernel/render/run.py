@@ -17,9 +17,9 @@ back from the MP4 (what ``stratum verify`` re-checks).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -36,7 +36,8 @@ from stratum_kernel.film.encode import ffmpeg_version, resolve_x264
 from stratum_kernel.film.mux import concat_films
 from stratum_kernel.film.streams import check_film
 from stratum_kernel.render.config import RenderConfig
-from stratum_kernel.render.distributed import render_tracks_distributed
+from stratum_kernel.render.distributed import check_local_only, connect, render_tracks_distributed
+from stratum_kernel.render.fingerprint import changed, digest, explain, run_fingerprint
 from stratum_kernel.render.jobs import RenderContext
 from stratum_kernel.render.pipeline import WORK, TrackRun, render_track_chunks
 from stratum_kernel.render.record import RUN_FORMAT, AlbumRecord, RunRecord, TrackRecord
@@ -66,19 +67,6 @@ class RunResult:
         return self.run_dir / self.tracks[track_id].film.file
 
 
-def config_fingerprint(config: RenderConfig, model_sha: str) -> str:
-    """What a resumed run must share with the interrupted one: everything that changes
-    output bytes (not the run id, batch size or decoder threads)."""
-    data = config.to_meta()
-    data.pop("run_id", None)
-    data.pop("scheduler", None)  # where chunks run never changes a byte
-    data.pop("shared_storage", None)
-    data.get("decoder", {}).pop("batch_size", None)
-    data.get("decoder", {}).pop("threads", None)
-    text = json.dumps({"config": data, "model": model_sha}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape the output (read without importing them)."""
     from importlib import metadata
@@ -93,8 +81,8 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _default_run_id(fingerprint: str) -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + fingerprint[:6]
+def _default_run_id(picture_digest: str) -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + picture_digest[:6]
 
 
 def _open_log(run_dir: Path) -> tuple[logging.Handler, int]:
@@ -136,58 +124,132 @@ def render_album(config: RenderConfig, *, progress: bool = True, resume: bool = 
         scheduler = cfg.scheduler
     if shared_storage is None:
         shared_storage = cfg.shared_storage
-    dist = None if scheduler is None else {"scheduler": scheduler,
-                                           "shared_storage": shared_storage,
-                                           "worker_hook": worker_hook}
-    model_sha = file_sha256(ctx.decoder.onnx_path)
-    fp = config_fingerprint(cfg, model_sha)
     if resume and not cfg.run_id:
         raise RenderError("resume needs the run id of the interrupted run (--run-id ID)")
-    run_id = safe_name(cfg.run_id or _default_run_id(fp), "run id")
     root = cfg.output_path
-    run_dir = root / run_id
-    if not inside(root, run_dir):
-        raise RenderError(f"run folder {run_dir} would be outside {root}")
-    work = run_dir / WORK
-    if (run_dir / "meta.json").exists():
+    run_dir = root / (cfg.run_id or "")
+    if cfg.run_id and (run_dir / "meta.json").exists():
         if resume:
-            log.info("run %s is already complete", run_id)
+            log.info("run %s is already complete", cfg.run_id)
             return _result_from_record(run_dir)
         raise RenderError(f"{run_dir} already holds a finished run; choose another --run-id")
-    if work.exists() and not resume:
+    if resume and not (run_dir / WORK).is_dir():
+        raise RenderError(
+            f"there is no unfinished run {cfg.run_id!r} in {root} to resume; start it "
+            "without --resume (or check --run-id and --output-root)"
+        )
+    # Everything that can be checked is checked before the run folder exists, so a run
+    # that fails here leaves nothing behind and its id stays free.
+    _check_output_root(root)
+    jobs = {tid: ctx.job(tid) for tid in ctx.track_ids()}  # album, analysis, presets, ...
+    fingerprint = run_fingerprint(ctx, jobs)  # loads the model and probes it
+    client = release = None
+    if scheduler is not None:
+        check_local_only(cfg)
+        client, release, address = connect(scheduler)
+    try:
+        run_id = safe_name(cfg.run_id or _default_run_id(digest(fingerprint["picture"])),
+                           "run id")
+        run_dir = root / run_id
+        if not inside(root, run_dir):
+            raise RenderError(f"run folder {run_dir} would be outside {root}")
+        _open_run_folder(run_dir, fingerprint, resume=resume)
+        handler, level = _open_log(run_dir)
+        dist = None if client is None else {"client": client, "address": address,
+                                            "shared_storage": shared_storage,
+                                            "worker_hook": worker_hook}
+        try:
+            return _render_run(ctx, run_id, run_dir, progress=progress, on_chunk=on_chunk,
+                               t0=t0, dist=dist)
+        except BaseException as err:
+            log.error("run %s stopped: %s: %s (continue it with --resume --run-id %s)",
+                      run_id, type(err).__name__, err, run_id)
+            raise
+        finally:
+            logger = logging.getLogger("stratum_kernel")
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            handler.close()
+    finally:
+        if release is not None:
+            release()
+
+
+def _check_output_root(root: Path) -> None:
+    """A folder runs can be written into (made when missing); a RenderError naming the
+    ``output_root`` and the fix otherwise."""
+    if root.exists() and not root.is_dir():
+        raise RenderError(f"output_root {root} is a file, not a folder; choose another "
+                          "--output-root (or output_root in render.yaml)")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".stratum-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise RenderError(f"output_root {root}: runs cannot be written there "
+                          f"({err.strerror}); choose another --output-root or make it "
+                          "writable") from None
+
+
+def _rendered_anything(work: Path) -> bool:
+    """True when a run's work folder records a finished chunk or track."""
+    for state in work.glob("*/state.json"):
+        try:
+            doc = json.loads(state.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and (doc.get("chunks") or doc.get("done")):
+            return True
+    return False
+
+
+def _open_run_folder(run_dir: Path, fingerprint: dict, *, resume: bool) -> None:
+    """Create or reopen ``<run>/.work`` for this run's fingerprint.
+
+    A folder whose run never finished a chunk is started again (a failed start does not
+    hold its id); a resume needs the same picture (finished chunks are kept) and remakes
+    the audio and joins when only the sound changed."""
+    work = run_dir / WORK
+    fp_path = work / "fingerprint.json"
+    if work.exists() and not _rendered_anything(work):
+        if not resume:
+            log.info("%s: an earlier start rendered nothing; starting again", run_dir)
+        shutil.rmtree(work, ignore_errors=True)
+    elif work.exists() and not resume:
         raise RenderError(
             f"{run_dir} holds an unfinished run; continue it with --resume or choose another "
             "--run-id"
         )
-    work.mkdir(parents=True, exist_ok=True)
-    fp_path = work / "fingerprint.json"
     if fp_path.exists():
-        old = json.loads(fp_path.read_text()).get("fingerprint")
-        if old != fp:
+        try:
+            old = json.loads(fp_path.read_text())
+            old_picture, old_sound = old["picture"], old["sound"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise RenderError(f"{fp_path}: damaged; this run cannot be resumed — choose "
+                              "another --run-id") from None
+        diff = changed(old_picture, fingerprint["picture"])
+        if diff:
             raise RenderError(
-                f"{run_dir} was started with a different configuration or model; resume it "
-                "with the same render.yaml and overrides, or choose another --run-id"
+                f"{run_dir} was started with other inputs — {explain(diff)} — so its "
+                "finished chunks would not match; resume it with the inputs it started "
+                "with, or render afresh under another --run-id"
             )
-    else:
-        write_text_atomic(fp_path, json.dumps({"fingerprint": fp}) + "\n")
-    handler, level = _open_log(run_dir)
-    try:
-        return _render_run(ctx, run_id, run_dir, model_sha, progress=progress,
-                           on_chunk=on_chunk, t0=t0, dist=dist)
-    except BaseException as err:
-        log.error("run %s stopped: %s: %s (continue it with --resume --run-id %s)", run_id,
-                  type(err).__name__, err, run_id)
-        raise
-    finally:
-        logger = logging.getLogger("stratum_kernel")
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        handler.close()
+        sound = changed(old_sound, fingerprint["sound"])
+        if sound:
+            log.info("%s: the sound changed (%s): remaking the audio and the joins",
+                     run_dir, ", ".join(sound))
+            for state_path in work.glob("*/state.json"):
+                state = json.loads(state_path.read_text())
+                state.pop("audio", None)
+                state.pop("done", None)
+                write_text_atomic(state_path, json.dumps(state))
+    work.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(fp_path, json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
 
 
-def _render_run(ctx: RenderContext, run_id: str, run_dir: Path, model_sha: str, *,
-                progress: bool, on_chunk: OnChunk | None, t0: float,
-                dist: dict | None = None) -> RunResult:
+def _render_run(ctx: RenderContext, run_id: str, run_dir: Path, *, progress: bool,
+                on_chunk: OnChunk | None, t0: float, dist: dict | None = None) -> RunResult:
     from tqdm.auto import tqdm
 
     cfg = ctx.config
@@ -198,9 +260,9 @@ def _render_run(ctx: RenderContext, run_id: str, run_dir: Path, model_sha: str, 
     dist_meta = None
     if dist is not None:
         tracks, dist_meta = render_tracks_distributed(
-            ctx, run_dir, ids, dist["scheduler"], model_sha=model_sha,
+            ctx, run_dir, ids, dist["client"], model_sha=file_sha256(ctx.decoder.onnx_path),
             shared_storage=dist["shared_storage"], progress=progress, on_chunk=on_chunk,
-            worker_hook=dist["worker_hook"])
+            worker_hook=dist["worker_hook"], address=dist["address"])
     else:
         bar = tqdm(total=len(ids), desc="tracks", unit="track", disable=not progress)
         try:
@@ -225,7 +287,8 @@ def _render_run(ctx: RenderContext, run_id: str, run_dir: Path, model_sha: str, 
         config={**cfg.to_meta(), "run_id": run_id},
         versions=library_versions(),
         model={"name": ctx.model.meta.name, "version": ctx.model.meta.version,
-               "onnx_sha256": model_sha, "dir": str(ctx.model.directory)},
+               "onnx_sha256": file_sha256(ctx.decoder.onnx_path),
+               "head": ctx.decoder.frame_size[0], "dir": str(ctx.model.directory)},
         decoder={"provider": ctx.decoder.provider},
         encode={"crf": x.crf, "preset": x.preset, "keyint": x.keyint,
                 "max_bitrate_kbps": x.max_bitrate, "threads": cfg.encode.threads},
@@ -258,4 +321,4 @@ def render_track(ctx: RenderContext, run_dir: Path, track_id: str, *, progress: 
     return render_track_chunks(run, progress=progress, on_chunk=on_chunk)
 
 
-__all__ = ["RunResult", "config_fingerprint", "render_album", "render_track"]
+__all__ = ["RunResult", "render_album", "render_track"]

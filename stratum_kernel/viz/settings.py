@@ -24,7 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from stratum_kernel.core.errors import ConfigError
 from stratum_kernel.core.paths import project_root, write_text_atomic
-from stratum_kernel.core.schema import validation_error
+from stratum_kernel.core.schema import read_yaml, validation_error
 from stratum_kernel.viz.params import ViewParams
 from stratum_kernel.viz.registry import KINDS, view_kind
 
@@ -134,15 +134,13 @@ class VisualizationSettings:
         return cls(Path.cwd() / "in-memory-settings.yaml", persist=False)
 
     def _read_document(self) -> dict[str, Any]:
-        import yaml
-
         if not self.persist or not self.path.exists():
             return {}
         try:
-            doc = yaml.safe_load(self.path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as err:
-            warnings.warn(f"{self.path}: cannot read the settings file ({err}); using defaults. "
-                          "Fix the YAML or delete the file.", SettingsWarning, stacklevel=3)
+            doc = read_yaml(self.path, "settings file")
+        except ConfigError as err:
+            warnings.warn(f"{err}; using defaults. Fix the YAML or delete the file.",
+                          SettingsWarning, stacklevel=3)
             return {}
         if doc is None:
             return {}

@@ -14,18 +14,26 @@ $(STAMP): pyproject.toml scripts/setup.sh
 ## papermill runs notebooks/render_album.ipynb with render.yaml and keeps the executed
 ## notebook in the run folder as the run record. RUN_ID names the folder (default: dated);
 ## PARAMS passes more papermill parameters, e.g. PARAMS="-p duration 10 -p tracks sodium-lights".
+## ALBUM=path/to/folder renders another album (a folder of audio files, with or without a
+## tracklist.json) with the same settings, each track with the preset that suits it — or
+## with the folder's own render.yaml when it has one (`stratum init FOLDER` writes it).
 ## The executed notebook is written as render_album.partial.ipynb and renamed when every cell
 ## ran; a failed run (an error, a dying kernel) leaves render_album.FAILED.ipynb instead.
 RUN_ID ?= $(shell date +%Y%m%d-%H%M%S)
 PARAMS ?=
+ALBUM ?=
+# an album folder with its own render.yaml (`stratum init` writes one) renders with it
+CONFIG ?= $(if $(and $(ALBUM),$(wildcard $(ALBUM)/render.yaml)),$(ALBUM)/render.yaml,render.yaml)
 RENDERS ?= renders
 NOTEBOOK ?= notebooks/render_album.ipynb
 RUN_NB = $(RENDERS)/$(RUN_ID)/render_album
 render: setup
 	@mkdir -p $(RENDERS)/$(RUN_ID)
 	@rm -f $(RUN_NB).FAILED.ipynb
-	@if $(VENV)/bin/papermill -k stratum --cwd . $(NOTEBOOK) $(RUN_NB).partial.ipynb \
-		-p config render.yaml -p run_id $(RUN_ID) -p output_root $(RENDERS) $(PARAMS); then \
+	@if $(VENV)/bin/papermill -k stratum --cwd . --log-output --no-progress-bar \
+		$(NOTEBOOK) $(RUN_NB).partial.ipynb \
+		-p config $(CONFIG) -p run_id $(RUN_ID) -p output_root $(RENDERS) \
+		$(if $(ALBUM),-p album_dir $(ALBUM)) $(PARAMS); then \
 		mv -f $(RUN_NB).partial.ipynb $(RUN_NB).ipynb; \
 	else \
 		mv -f $(RUN_NB).partial.ipynb $(RUN_NB).FAILED.ipynb 2>/dev/null; \

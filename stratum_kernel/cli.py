@@ -22,7 +22,8 @@ from collections.abc import Sequence
 
 # command name -> (module under stratum_kernel.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "analyze": ("analyze", "analyse an album: durations, tempo, loudness, stems"),
+    "init": ("init", "write a starting tracklist.json and render.yaml for a folder of songs"),
+    "analyze": ("analyze", "analyse an album: durations, tempo, key, loudness, stems, preset"),
     "render": ("render", "render an album (or some tracks) to films"),
     "verify": ("verify", "re-read a render folder and check it against its meta.json"),
     "export-stems": ("export_stems", "export a track's stem mix as WAV and its stems as ZIP"),

@@ -2,8 +2,8 @@
 
 :class:`FakeAnalysis` has ``AlbumAnalysis.frame_features``: per-frame loudness and onsets
 from the audio, a beat grid (at ``bpm``, or each track's tracklist bpm), the album's markers
-and, with ``stems=True``, stem envelopes and onsets derived from the loudness.
-Deterministic numpy only.
+and, with ``stems=True``, stem envelopes and onsets derived from the loudness; and a
+``character`` for ``controller.preset: auto``. Deterministic numpy only.
 """
 
 from __future__ import annotations
@@ -55,6 +55,22 @@ class FakeAnalysis:
             tempo=float(bpm), markers=markers,
             section=np.searchsorted(np.asarray(markers), t, side="right").astype(np.int32),
         )
+
+
+    def character(self, track_id):
+        """A TrackCharacter from the audio's level and onsets (brightness and shares fixed:
+        the stand-in has no spectrum)."""
+        from stratum_kernel.analysis.character import onset_peaks
+        from stratum_kernel.core.character import TrackCharacter
+
+        y, sr = load_audio(self.album.track(track_id).audio_path, mono=True)
+        ff = self.frame_features(track_id, fps=24.0)
+        level = float(np.sqrt(np.mean(y[0].astype(np.float64) ** 2)) + 1e-12)
+        shares = {"vocals": 0.25, "drums": 0.25} if self.with_stems else {}
+        return TrackCharacter(
+            tempo=float(ff.tempo), onset_rate=len(onset_peaks(ff.values["onset"], 24.0))
+            / max(y.shape[1] / sr, 1e-3), loudness=20 * np.log10(level), dynamics=10.0,
+            brightness=1000.0, percussive=0.2, beat_strength=0.5, **shares)
 
 
 class NumpyAnalysis(FakeAnalysis):

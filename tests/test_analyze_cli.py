@@ -154,7 +154,9 @@ def test_table_shows_unknown_values_as_dashes():
                 "duration_s": 65.25, "sample_rate": 44100, "channels": 1, "frames": 1958,
                 "bpm": None, "tempo_estimate": 97.96, "tempo_agreement": "",
                 "integrated_lufs": None, "loudness_range_lu": 0.0, "true_peak_dbtp": None,
-                "stems_label": "none",
+                "stems_label": "none", "key": None, "key_estimate": None,
+                "key_confidence": None, "markers": [], "sections_estimate": [],
+                "preset_auto": "drift",
             }
         ],
         "total": {"tracks": 1, "duration_s": 65.25, "frames": 1958,
@@ -163,7 +165,8 @@ def test_table_shows_unknown_values_as_dashes():
     table = format_table(summary)
     row = table.splitlines()[3]
     assert "1:05.2" in row and "44.1k" in row and "98.0" in row and "…" in row
-    assert row.split()[-4:] == ["-", "0.0", "-", "none"]
+    assert row.split()[-5:] == ["-", "0.0", "-", "none", "drift"]
+    assert row.split()[-9:-5] == ["-", "-", "0", "(0)"]  # key, key (est.), markers (est.)
     assert table.splitlines()[-1].endswith("album loudness -, max true peak -")
     assert "total: 1 track," in table
 

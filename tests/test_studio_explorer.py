@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel
 
 from stratum_kernel.audio.album import load_album
+from stratum_kernel.core.character import CHARACTER_FIELDS
 from stratum_kernel.motion.presets import Preset, load_preset
 from stratum_kernel.picture.postfx import PostFXParams
 from stratum_kernel.render.run import render_album
@@ -59,6 +60,9 @@ def test_every_parameter_has_a_control_with_the_models_bounds(explorer):
         leaves += [(("features", i, n), f, f.annotation) for n, f in type(m).model_fields.items()]
     for path, info, ann in leaves:
         if path in (("features",), ("stem_map",), ("postfx",), ("postfx", "overlays")):
+            continue
+        if path == ("suits",):  # one 'low, high' box per character measure
+            assert all(("suits", m) in form.controls for m in CHARACTER_FIELDS)
             continue
         if typing.get_origin(ann) is tuple:
             assert all((*path, c) in form.controls for c in range(3)) or path in form.controls
@@ -291,3 +295,20 @@ def test_timeline_plot_keeps_seconds_with_frames():
     plot = TimelinePlot(fps=24.0, offset=1.5, n_frames=100)
     plot.frame = 48
     assert plot.seconds == pytest.approx(3.5)
+
+
+def test_the_suits_ranges_are_edited_as_text(explorer):
+    form = explorer.form
+    box = form.controls[("suits", "tempo")]
+    box.value = "90, 120"
+    assert form.preset.suits["tempo"] == (90.0, 120.0)
+    box.value = ", 140"
+    assert form.preset.suits["tempo"] == (None, 140.0)
+    box.value = ""
+    assert "tempo" not in form.preset.suits
+    box.value = "fast"
+    assert "write &#x27;low, high&#x27;" in form.status.value
+    assert "tempo" not in form.preset.suits
+    form.controls[("suits", "drums")].value = "0.9, 0.1"  # an empty range is refused
+    assert "is empty (low end above high)" in form.status.value
+    assert form.preset.suits["drums"] == (0.35, None)  # the last valid range stays

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from stratum_kernel.analysis.character import describe_track
 from stratum_kernel.analysis.features import (
     FeatureCacheError,
     FeatureParams,
@@ -27,9 +30,11 @@ from stratum_kernel.analysis.frames import AlbumReference, album_reference, fram
 from stratum_kernel.audio.album import Album, Track, load_album
 from stratum_kernel.audio.files import load_audio
 from stratum_kernel.audio.stems import StemSet, load_stems, separation_key
+from stratum_kernel.core.character import TrackCharacter
 from stratum_kernel.core.digests import file_sha256
 from stratum_kernel.core.errors import ConfigError
 from stratum_kernel.core.paths import cache_dir
+from stratum_kernel.core.progress import PREFIX, resolve_mode
 from stratum_kernel.core.timeline import FrameFeatures
 
 log = logging.getLogger(__name__)
@@ -167,6 +172,15 @@ class AlbumAnalysis:
             markers=self.markers.get(track_id, ()),
         )
 
+    def character(self, track_id: str) -> TrackCharacter:
+        """What the track is like (:func:`~stratum_kernel.analysis.character.describe_track`),
+        the measure ``controller.preset: auto`` chooses by."""
+        if track_id not in self.tracks:
+            raise ConfigError(
+                None, "track", f"no analysed track {track_id!r}; have {', '.join(self.tracks)}"
+            )
+        return describe_track(self.tracks[track_id])
+
     def summary(self) -> list[dict[str, Any]]:
         """One row per track: id, duration, tempo estimate and tempo used, beats, stems."""
         return [
@@ -189,7 +203,7 @@ def analyze_album(
     cache: FeatureCache | Literal[False] | None = None,
     stems_backend: str = "auto",
     separate_missing: bool = True,
-    progress: bool = True,
+    progress: bool | str = True,
 ) -> AlbumAnalysis:
     """Features of every track of ``album`` (an :class:`~stratum_kernel.audio.album.Album` or
     its folder) and their album reference.
@@ -197,7 +211,8 @@ def analyze_album(
     cache: a :class:`FeatureCache` (None: the project's; False: features are computed and
     not stored, though separated stems still go to the project's stem cache).
     Tracks with bundled stems use them; the others are separated with ``stems_backend``
-    when ``separate_missing``, else analysed without stem series.
+    when ``separate_missing``, else analysed without stem series. progress: as
+    :func:`~stratum_kernel.core.progress.resolve_mode` (a bar, or a line per track).
     """
     if isinstance(album, str | Path):
         album = load_album(album)
@@ -206,14 +221,20 @@ def analyze_album(
     choice: StemsChoice = "auto" if separate_missing else "bundled"
     tracks: dict[str, TrackFeatures] = {}
     items: Iterable[Track] = album.tracks
-    if progress:
+    mode = resolve_mode(progress)
+    if mode == "bar":
         from tqdm.auto import tqdm
 
         items = tqdm(album.tracks, desc="analysing", unit="track")
-    for track in items:
+    for i, track in enumerate(items):
+        t0 = time.perf_counter()
         tracks[track.id] = store.load_or_compute(
             track, params, stems=choice, stems_backend=stems_backend, store=cache is not False
         )
+        if mode == "lines":
+            print(f"{PREFIX} analysed track {i + 1}/{len(album.tracks)} {track.id} "
+                  f"({track.duration:.0f} s of audio) in {time.perf_counter() - t0:.1f} s",
+                  file=sys.stderr, flush=True)
     return AlbumAnalysis(
         tracks=tracks,
         reference=album_reference(list(tracks.values())),

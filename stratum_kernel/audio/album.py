@@ -325,8 +325,10 @@ def _read_tracklist(path: Path) -> list[Any]:
 
 
 def _sanitised_id(stem: str) -> str:
-    # "01 - Night Drive" -> "01-night-drive": lower case, one '-' between words
-    tid = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:64].rstrip("-")
+    # "01 - Night Drive" -> "01-night-drive", "Café Noël" -> "cafe-noel": lower case ASCII
+    # (accents dropped, not the letters), one '-' between words
+    ascii_ = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    tid = re.sub(r"[^a-z0-9]+", "-", ascii_.lower()).strip("-")[:64].rstrip("-")
     return tid or "track"
 
 
@@ -494,10 +496,11 @@ def _resolve_track(root: Path, index: int, entry: TrackEntry, problems: list[_Pr
     )
 
 
-def load_album(root: str | Path) -> Album:
+def load_album(root: str | Path, *, files_only: bool = False) -> Album:
     """Load the album in ``root`` (a folder, or its ``tracklist.json``).
 
-    Reads ``tracklist.json`` if present, else takes the folder's audio files in name order.
+    Reads ``tracklist.json`` if present (and not ``files_only``), else takes the folder's
+    audio files in name order.
     Every track's audio header is read (duration, rate, channels; a truncated or non-audio
     file is caught here). Raises one :class:`ConfigError` (or :class:`AudioError` when only
     audio files are at fault) listing every problem found.
@@ -511,7 +514,7 @@ def load_album(root: str | Path) -> Album:
     if not root.is_dir():
         raise ConfigError(root, None, "album folder not found (check the --album path)")
     root = root.resolve()
-    if tracklist is not None and tracklist.exists():
+    if tracklist is not None and tracklist.exists() and not files_only:
         tracklist = tracklist.resolve()
         raw_entries = _read_tracklist(tracklist)
     else:

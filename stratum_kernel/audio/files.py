@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from stratum_kernel.core.errors import AudioError
+from stratum_kernel.core.ffmpeg import ffmpeg_exe
 from stratum_kernel.core.paths import atomic_path
 
 log = logging.getLogger(__name__)
@@ -155,15 +156,7 @@ def _sf_format(handle) -> str:
 
 
 def _ffmpeg_exe() -> str:
-    try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except Exception as err:  # the package or its binary is missing
-        raise AudioError(
-            f"ffmpeg is needed to decode this kind of audio but was not found ({err}); "
-            "install imageio-ffmpeg (pip install imageio-ffmpeg)"
-        ) from None
+    return ffmpeg_exe(AudioError, "decode this kind of audio")
 
 
 def _parse_wav_stream(path: Path, data: bytes) -> tuple[np.ndarray, int]:

@@ -1,9 +1,12 @@
 """``stratum analyze --album DIR``: what stratum sees in an album, as a table (and JSON).
 
 Per track: duration, sample rate, channels, frames at ``--fps``, the tracklist bpm beside
-the tempo estimated from the audio, integrated loudness (BS.1770, LUFS), loudness range and
-true peak, and where the stems come from ("bundled", "separated (dsp)", "separated
-(demucs)" or "none"); then an album line with the total duration and the album's loudness.
+the tempo estimated from the audio, the tracklist key beside the estimated one ("ok" when
+they agree, "?" when the estimate is unsure), the tracklist markers beside the number of
+section changes detected, integrated loudness (BS.1770, LUFS), loudness range and true
+peak, where the stems come from ("bundled", "separated (dsp)", "separated (demucs)" or
+"none") and the preset ``auto`` would choose (its reasons and the track's character are in
+the JSON); then an album line with the total duration and the album's loudness.
 Features and separated stems are cached, so a second run is quick.
 
 Any problem with the album (a bad tracklist field, a damaged file) is a
@@ -89,10 +92,18 @@ def _finite(value: float | None, digits: int = 2) -> float | None:
 def summarise(album, analysis, loudness: dict[str, Any], fps: float) -> dict[str, Any]:
     """The JSON-ready summary: album facts, one row per track, and the totals."""
 
+    from stratum_kernel.analysis.key import estimate_key
+    from stratum_kernel.analysis.sections import estimate_sections
+    from stratum_kernel.motion.choice import choose_preset
+    from stratum_kernel.render.jobs import available_presets
+
+    presets = available_presets()
     rows = []
     for i, track in enumerate(album.tracks, start=1):
         tf = analysis.tracks[track.id]
         ls = loudness[track.id]
+        key = estimate_key(tf)
+        choice = choose_preset(analysis.character(track.id), presets)
         source = analysis.stem_sources.get(track.id, tf.stem_source)
         rows.append(
             {
@@ -115,7 +126,14 @@ def summarise(album, analysis, loudness: dict[str, Any], fps: float) -> dict[str
                 "true_peak_dbtp": _finite(ls.true_peak),
                 "stems": source,
                 "stems_label": STEM_LABELS.get(source, source),
+                "key": track.key,
+                "key_estimate": None if key is None else key.name,
+                "key_confidence": None if key is None else round(key.confidence, 3),
                 "markers": list(track.marker_times),
+                "sections_estimate": estimate_sections(tf),
+                "preset_auto": choice.name,
+                "preset_reasons": list(choice.reasons),
+                "character": analysis.character(track.id).to_dict(),
             }
         )
     peaks = [ls.true_peak for ls in loudness.values() if math.isfinite(ls.true_peak)]
@@ -144,12 +162,22 @@ def _num(value: float | None, fmt: str, unit: str = "") -> str:
     return "-" if value is None else f"{value:{fmt}}{unit}"
 
 
+def _key_text(row: dict[str, Any]) -> str:
+    est = row["key_estimate"]
+    if est is None:
+        return "-"
+    same = row["key"] is not None and row["key"].casefold() == est.casefold()
+    unsure = row["key_confidence"] is not None and row["key_confidence"] < 0.05
+    return est + (" ok" if same else "") + (" ?" if unsure else "")
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """The summary as an aligned text table with an album line."""
     fps = summary["fps"]
     header = ["#", "id", "title", "length", "rate", "ch", f"frames@{fps:g}", "bpm",
-              "tempo (est.)", "LUFS", "LRA", "dBTP", "stems"]  # fmt: skip
-    right = {0, 3, 4, 5, 6, 7, 9, 10, 11}
+              "tempo (est.)", "key", "key (est.)", "markers (est.)", "LUFS", "LRA", "dBTP",
+              "stems", "auto preset"]  # fmt: skip
+    right = {0, 3, 4, 5, 6, 7, 11, 12, 13, 14}
     lines = [header]
     for r in summary["tracks"]:
         title = r["title"] if len(r["title"]) <= 28 else r["title"][:27] + "…"
@@ -164,10 +192,14 @@ def format_table(summary: dict[str, Any]) -> str:
                 str(r["frames"]),
                 _num(r["bpm"], "g"),
                 f"{_num(r['tempo_estimate'], '.1f'):>5} {r['tempo_agreement']}".rstrip(),
+                r["key"] or "-",
+                _key_text(r),
+                f"{len(r['markers'])} ({len(r['sections_estimate'])})",
                 _num(r["integrated_lufs"], ".1f"),
                 _num(r["loudness_range_lu"], ".1f"),
                 _num(r["true_peak_dbtp"], ".1f"),
                 r["stems_label"],
+                r["preset_auto"],
             ]
         )
     widths = [max(len(row[c]) for row in lines) for c in range(len(header))]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stratum_kernel.core.errors import RenderError
+from stratum_kernel.core.ffmpeg import ffmpeg_exe as core_ffmpeg_exe
 from stratum_kernel.core.paths import temp_sibling
 
 #: The sample rates ffmpeg's AAC encoder accepts (anything else fails at the mux, after
@@ -127,24 +127,9 @@ def resolve_x264(params: EncodeParams, width: int, height: int, fps: float) -> X
 
 @functools.lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
-    """The ffmpeg binary shipped with imageio-ffmpeg (RenderError when it is missing)."""
-    try:
-        import imageio_ffmpeg
-
-        exe = imageio_ffmpeg.get_ffmpeg_exe()
-    except Exception as err:  # ImportError or its RuntimeError when no binary is found
-        raise RenderError(
-            f"ffmpeg is not available ({err}); install imageio-ffmpeg (pip install imageio-ffmpeg)"
-        ) from None
-    # imageio-ffmpeg trusts $IMAGEIO_FFMPEG_EXE without checking it
-    if not (os.path.isfile(exe) and os.access(exe, os.X_OK)) and shutil.which(exe) is None:
-        env = os.environ.get("IMAGEIO_FFMPEG_EXE")
-        where = f" (from IMAGEIO_FFMPEG_EXE={env!r})" if env else ""
-        raise RenderError(
-            f"ffmpeg not found: {exe!r}{where} is not an executable file; point "
-            "IMAGEIO_FFMPEG_EXE at an ffmpeg binary, or unset it to use imageio-ffmpeg's own"
-        )
-    return exe
+    """The ffmpeg binary (:func:`stratum_kernel.core.ffmpeg.ffmpeg_exe`; RenderError when
+    it is missing)."""
+    return core_ffmpeg_exe(RenderError, "encode films")
 
 
 @functools.lru_cache(maxsize=1)

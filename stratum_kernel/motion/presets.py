@@ -21,6 +21,10 @@ What a preset says, in the controller's terms (see ``controller.py``):
   anchor's weight logit) or ``postfx:PARAM`` (an additive offset to a numeric
   :class:`~stratum_kernel.picture.postfx.PostFXParams` field, in that field's units).
 - ``postfx``: partial ``PostFXParams`` overrides, the mood's colour and texture.
+- ``suits``: the music the mood is made for, as ranges of a track's character
+  (:data:`~stratum_kernel.core.character.CHARACTER_FIELDS`: ``tempo: [110, 128]``,
+  ``drums: [0.35, null]``...); ``controller.preset: auto`` picks the preset whose ranges fit a
+  track best (``motion/choice.py``).
 
 Layers merge album → track → override with :func:`merge_preset_layers` (a deep merge of
 dicts, lists replaced whole, then one validation).
@@ -40,6 +44,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
+from stratum_kernel.core.character import CHARACTER_FIELDS
 from stratum_kernel.core.errors import ConfigError
 from stratum_kernel.core.paths import project_root, safe_name, write_text_atomic
 from stratum_kernel.core.schema import StrictModel, field_problems, read_yaml, validation_error
@@ -241,6 +246,7 @@ class Preset(StrictModel):
     stem_map: dict[str, list[SignalMapping]] = Field(default_factory=dict)
     stem_fallback: bool = True
     postfx: dict[str, Any] = Field(default_factory=dict)
+    suits: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -280,6 +286,21 @@ class Preset(StrictModel):
                 raise ValueError("; ".join(
                     f"{field}: {msg}" for field, msg in field_problems(err, PostFXParams)
                 )) from None
+        return v
+
+    @field_validator("suits")
+    @classmethod
+    def _suits(cls, v: dict[str, tuple[float | None, float | None]]):
+        for key, (lo, hi) in v.items():
+            if key not in CHARACTER_FIELDS:
+                close = difflib.get_close_matches(key, list(CHARACTER_FIELDS), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ValueError(f"suits.{key}: not a character measure; {hint}known: "
+                                 f"{', '.join(CHARACTER_FIELDS)}")
+            if lo is None and hi is None:
+                raise ValueError(f"suits.{key}: give at least one end of the range")
+            if lo is not None and hi is not None and lo > hi:
+                raise ValueError(f"suits.{key}: [{lo}, {hi}] is empty (low end above high)")
         return v
 
     def to_yaml(self) -> str:

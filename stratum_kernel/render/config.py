@@ -8,7 +8,13 @@ keys from the command line or a notebook: ``{"frame_rate": 30, "controller.prese
 meant to be.
 
 Relative paths (album_dir, model_dir, output_root, preset files, track ``src``) resolve
-against the folder of the YAML file, or the project root when there is none.
+against the folder of the YAML file, or the project root when there is none; a path given
+as an override from the command line is relative to where the user stands.
+
+A config's ``tracks`` list describes the album the same file names: rendering another album
+(``--album``, the notebook's ``album_dir``, ``make render ALBUM=...``) sets that list aside and
+renders every track of the other album with the album-wide settings (the run record says
+so). ``controller.preset: auto`` then gives each track the preset that suits its analysis.
 
 Presets and post-FX merge per track (see :meth:`RenderConfig.preset_for` and
 :meth:`RenderConfig.postfx_for`): preset file → ``controller`` settings of render.yaml →
@@ -19,6 +25,7 @@ the track's ``preset_overrides``; post-FX defaults → the preset's ``postfx`` �
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -40,6 +47,7 @@ from stratum_kernel.core.errors import ConfigError
 from stratum_kernel.core.paths import inside, project_root, safe_name
 from stratum_kernel.core.schema import StrictModel, read_yaml, validation_error
 from stratum_kernel.film.encode import EncodeParams, check_aac_rate
+from stratum_kernel.motion.choice import AUTO
 from stratum_kernel.motion.presets import (
     Preset,
     check_subdivision,
@@ -53,6 +61,8 @@ from stratum_kernel.picture.postfx import PostFXParams
 from stratum_kernel.render.overrides import apply_overrides
 
 MIN_SIZE, MAX_SIZE = (64, 64), (7680, 4320)
+
+log = logging.getLogger(__name__)
 
 
 # heights that are not multiples of 16 but that every encoder and player handles
@@ -122,7 +132,8 @@ class TempoSyncOverride(StrictModel):
 class ControllerParams(StrictModel):
     """Album-wide controller settings.
 
-    preset: a preset name (see ``presets.list_presets()``) or a YAML path.
+    preset: a preset name (see ``presets.list_presets()``), a YAML path, or ``auto``: each
+    track gets the preset that suits its analysis best (``motion/choice.py``).
     smoothing_alpha / tempo_sync: when set, override every track's preset.
     wander_seed: seed of the latent wander (None = the global seed).
     preset_overrides: a partial preset dict merged over every track's preset.
@@ -194,7 +205,10 @@ class TrackConfig(StrictModel):
 
 
 def check_preset_name(name: str, info: ValidationInfo) -> str:
-    """A preset must exist (by name, or as a file relative to the config's folder)."""
+    """A preset must exist (by name, or as a file relative to the config's folder), or be
+    ``auto`` (chosen per track from its analysis)."""
+    if name == AUTO:
+        return name
     base = (info.context or {}).get("base_dir")
     try:
         preset_path(name, base_dir=Path(base) if base else project_root())
@@ -241,6 +255,7 @@ class RenderConfig(StrictModel):
 
     _base_dir: Path = PrivateAttr(default_factory=project_root)
     _source: str | None = PrivateAttr(default=None)
+    _notes: list[str] = PrivateAttr(default_factory=list)
 
     @field_validator("resolution", mode="before")
     @classmethod
@@ -315,6 +330,11 @@ class RenderConfig(StrictModel):
     def source(self) -> str | None:
         return self._source
 
+    @property
+    def notes(self) -> list[str]:
+        """What loading decided that the user should know (e.g. a track list set aside)."""
+        return list(self._notes)
+
     def resolve(self, path: str | os.PathLike) -> Path:
         p = Path(path).expanduser()
         return p if p.is_absolute() else self._base_dir / p
@@ -377,7 +397,14 @@ class RenderConfig(StrictModel):
         return path, float(audio_info(path).duration)
 
     def preset_name_for(self, track_id: str) -> str:
+        """The track's preset as configured: its own, else the album's (may be ``auto``)."""
         return self.track_config(track_id).preset or self.controller.preset
+
+    def preset_origin(self, track_id: str) -> str:
+        """Where the track's configured preset comes from, for the run record."""
+        if self.track_config(track_id).preset:
+            return f"tracks[{track_id}].preset"
+        return "controller.preset"
 
     def preset_layers(self, track_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The (album, track) layers render.yaml puts over a track's preset: the
@@ -400,6 +427,10 @@ class RenderConfig(StrictModel):
             preset, name = base, base.name
         else:
             name = base or self.preset_name_for(track_id)
+            if name == AUTO:
+                raise ConfigError(self._source or "render config", "controller.preset",
+                                  f"track {track_id!r}: 'auto' is chosen from the track's "
+                                  "analysis; resolve it with RenderContext.job")
             preset = load_preset(name, base_dir=self._base_dir)
         album_layer, track_layer = self.preset_layers(track_id)
         where = f"{self._source or 'render config'} (preset {name!r} for track {track_id!r})"
@@ -460,8 +491,35 @@ def load_render_config(
             raise ConfigError(
                 p, None, "render.yaml must be a mapping of sections (frame_rate: ...)"
             )
+    raw, notes = _tracks_for_this_album(raw, overrides, base)
     data = apply_overrides(raw, overrides, known=list(RenderConfig.model_fields))
-    return RenderConfig.from_dict(data, source=source, base_dir=base)
+    cfg = RenderConfig.from_dict(data, source=source, base_dir=base)
+    cfg._notes = notes
+    return cfg
+
+
+def _tracks_for_this_album(
+    raw: dict[str, Any], overrides: Mapping[str, Any] | None, base: Path
+) -> tuple[dict[str, Any], list[str]]:
+    """The rule for a config's per-track list when another album is rendered: the list
+    describes the album the same file names (``album_dir``), so when ``--album`` (or the
+    notebook's ``album_dir``) points elsewhere, the list is set aside and every track of
+    that album renders with the album-wide settings — noted in the run record. A config
+    written for the album it names keeps its list, and an id there that the album lacks is
+    an error naming the closest match."""
+    given = (overrides or {}).get("album_dir")
+    tracks = raw.get("tracks")
+    if given is None or not tracks or "tracks" in (overrides or {}):
+        return raw, []
+    own = (base / Path(str(raw.get("album_dir", "album"))).expanduser()).resolve()
+    other = (base / Path(str(given)).expanduser()).resolve()
+    if other == own:
+        return raw, []
+    ids = [t.get("id") if isinstance(t, dict) else t for t in tracks]
+    note = (f"render.yaml's track list describes the album {own} ({', '.join(map(str, ids))});"
+            f" rendering every track of {other} with the album-wide settings instead")
+    log.info(note)
+    return {**raw, "tracks": []}, [note]
 
 
 # --- album checks --------------------------------------------------------------------

@@ -58,6 +58,7 @@ from stratum_kernel.render.pipeline import (
     render_chunk,
     track_already_done,
 )
+from stratum_kernel.render.progress import RenderProgress, reporter
 from stratum_kernel.render.record import TrackRecord
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,7 @@ def check_local_only(cfg: Any) -> None:
 def render_tracks_distributed(ctx: RenderContext, run_dir: Path, ids: Sequence[str],
                               scheduler: Any, *,
                               model_sha: str, shared_storage: bool | None = None,
-                              progress: bool = True,
+                              progress: bool | str | RenderProgress = True,
                               on_chunk: Callable[[str, int], None] | None = None,
                               worker_hook: Callable[[str, int, int], None] | None = None,
                               retries: int = DEFAULT_RETRIES, address: str | None = None,
@@ -224,8 +225,6 @@ def render_tracks_distributed(ctx: RenderContext, run_dir: Path, ids: Sequence[s
     returns ({track: its record}, the ``distributed`` record for meta.json). Resumes like a
     local run: chunks already recorded in a track's state are not submitted again.
     ``address``: how to name the cluster in meta.json (default: its scheduler address)."""
-    from tqdm.auto import tqdm
-
     cfg = ctx.config
     check_local_only(cfg)
     client, release, found = connect(scheduler)
@@ -233,6 +232,7 @@ def render_tracks_distributed(ctx: RenderContext, run_dir: Path, ids: Sequence[s
     t0 = time.perf_counter()
     try:
         runs = {t: TrackRun(ctx, ctx.job(t), run_dir) for t in ids}
+        shown = reporter(progress, {t: r.job.n_frames for t, r in runs.items()})
         if shared_storage is None:
             shared_storage = detect_shared_storage(client, run_dir / WORK)
         infos: dict[str, TrackRecord] = {}
@@ -242,8 +242,10 @@ def render_tracks_distributed(ctx: RenderContext, run_dir: Path, ids: Sequence[s
             done = track_already_done(run)
             if done is not None:
                 infos[tid] = done
+                shown.start_track(tid, run.job.n_frames)
                 continue
             finished = run.finished_chunks()
+            shown.start_track(tid, sum(b - a for i, a, b in run.chunks if i in finished))
             for i, a, b in run.chunks:
                 if i in finished:
                     continue
@@ -257,8 +259,11 @@ def render_tracks_distributed(ctx: RenderContext, run_dir: Path, ids: Sequence[s
                  "shared" if shared_storage else "client")
         audio = {t: prepare_track_audio(r) for t, r in runs.items() if t not in infos}
         workers: dict[str, dict] = {}
-        _collect(client, pending, runs, workers, progress, on_chunk, record_chunk,
-                 write_bytes_atomic, tqdm)
+        try:
+            _collect(client, pending, runs, workers, shown, on_chunk, record_chunk,
+                     write_bytes_atomic)
+        finally:
+            shown.close()
         for tid in ids:
             if tid not in infos:
                 infos[tid] = finish_track(runs[tid], audio[tid])
@@ -270,14 +275,12 @@ def render_tracks_distributed(ctx: RenderContext, run_dir: Path, ids: Sequence[s
         release()
 
 
-def _collect(client: Any, pending: dict, runs: dict, workers: dict, progress: bool,
+def _collect(client: Any, pending: dict, runs: dict, workers: dict, shown: RenderProgress,
              on_chunk: Callable[[str, int], None] | None, record: Callable,
-             write_segment: Callable, tqdm: Any) -> None:
+             write_segment: Callable) -> None:
     """Record chunk results as they arrive; on a failure cancel the rest and re-raise."""
     from distributed import as_completed
 
-    total = sum(b - a for _, _, a, b in pending.values())
-    bar = tqdm(total=total, desc="chunks", unit="frame", disable=not progress)
     seen: set[tuple[str, int]] = set()
     try:
         for fut in as_completed(list(pending)):
@@ -309,12 +312,10 @@ def _collect(client: Any, pending: dict, runs: dict, workers: dict, progress: bo
             w["frames"] += b - a
             w["seconds"] = round(w["seconds"] + res["seconds"], 3)
             w["model_loads"] = max(w["model_loads"], res["loads"])
-            bar.update(b - a)
+            shown.advance(tid, b - a)
     except BaseException:
         client.cancel(list(pending))
         raise
-    finally:
-        bar.close()
 
 
 def describe(meta: dict) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,15 +30,18 @@ import numpy as np
 from stratum_kernel.analysis.cache import analyze_album
 from stratum_kernel.audio.album import load_album
 from stratum_kernel.audio.mixer import MixerRenderSpec, apply_reactive_weights
-from stratum_kernel.core.errors import RenderError
+from stratum_kernel.core.errors import ConfigError, RenderError
 from stratum_kernel.core.timeline import FrameFeatures, frame_count
+from stratum_kernel.motion.choice import AUTO, PresetChoice, choose_preset
 from stratum_kernel.motion.controller import LatentController, TrackPlan
-from stratum_kernel.motion.presets import Preset
+from stratum_kernel.motion.presets import Preset, list_presets, load_preset
 from stratum_kernel.picture.decoder import FrameDecoder
 from stratum_kernel.picture.model import load_model
 from stratum_kernel.picture.postfx import PostFXParams, apply_postfx, history_frames
 from stratum_kernel.render.config import RenderConfig, validate_against_album
 from stratum_kernel.viz.overlay import build_overlay
+
+log = logging.getLogger(__name__)
 
 Decode = Callable[[int, int], np.ndarray]
 
@@ -71,6 +75,7 @@ class TrackJob:
     painters: list = field(default_factory=list)
     mixer: MixerRenderSpec | None = None  # per-stem weights (picture) and soundtrack
     controller_key: str = ""
+    preset_choice: dict | None = None  # how the preset was chosen (meta.json)
 
     @property
     def modulated_persistence(self) -> bool:
@@ -109,6 +114,18 @@ def build_painters(job: TrackJob, resolution: tuple[int, int]) -> list:
     ]
 
 
+def available_presets() -> list[Preset]:
+    """Every bundled and user preset that loads (a broken user preset is skipped, with a
+    warning, rather than stopping every ``auto`` choice)."""
+    out = []
+    for name in list_presets():
+        try:
+            out.append(load_preset(name))
+        except ConfigError as err:
+            log.warning("preset %r left out of the automatic choice: %s", name, err)
+    return out
+
+
 class RenderContext:
     """A RenderConfig resolved once: album, model, analysis, decoder and per-track jobs.
 
@@ -132,6 +149,7 @@ class RenderContext:
         self._jobs: dict[tuple[str, str], TrackJob] = {}
         self._plans: OrderedDict[tuple[str, str], TrackPlan] = OrderedDict()
         self._painters: dict[tuple[str, str], list] = {}
+        self._choices: dict[str, PresetChoice] = {}
         self.counters = {"plans": 0, "plan_hits": 0}
 
     @property
@@ -209,6 +227,25 @@ class RenderContext:
             self._plans.popitem(last=False)
         return plan, key[1]
 
+    def preset_choice(self, track_id: str) -> PresetChoice:
+        """The preset ``auto`` gives the track: the best fit for its character among the
+        available presets (``motion/choice.py``)."""
+        if track_id not in self._choices:
+            character = self.analysis.character(track_id)
+            self._choices[track_id] = choose_preset(character, available_presets())
+        return self._choices[track_id]
+
+    def _base_preset(self, track_id: str, preset: Preset | str | None):
+        """(the base preset to layer, how it was chosen) for :meth:`job`."""
+        if preset is not None and preset != AUTO:
+            name = preset.name if isinstance(preset, Preset) else preset
+            return preset, {"name": name, "by": "caller"}
+        configured = AUTO if preset == AUTO else self.config.preset_name_for(track_id)
+        if configured != AUTO:
+            return configured, {"name": configured, "by": self.config.preset_origin(track_id)}
+        choice = self.preset_choice(track_id)
+        return choice.name, choice.to_dict()
+
     def job(self, track_id: str, preset: Preset | str | None = None) -> TrackJob:
         """The job of a track with ``preset`` — a Preset or a preset name, layered with
         render.yaml's settings as the configured one is (:meth:`RenderConfig.preset_for`);
@@ -219,12 +256,13 @@ class RenderContext:
         if cacheable and key in self._jobs:
             return self._jobs[key]
         tl = self._timeline(track_id)
-        eff = self.config.preset_for(track_id, preset)
+        base, choice = self._base_preset(track_id, preset)
+        eff = self.config.preset_for(track_id, base)
         plan, ckey = self._plan(track_id, eff, tl)
         postfx = self.config.postfx_for(track_id, eff)
         job = TrackJob(track_id, tl.audio_path, tl.start, tl.end, float(self.config.frame_rate),
                        tl.n_frames, tl.seed, tl.postfx_seed, eff, postfx, tl.features, plan,
-                       mixer=tl.mixer, controller_key=ckey)
+                       mixer=tl.mixer, controller_key=ckey, preset_choice=choice)
         pkey = (track_id, json.dumps(postfx.overlays, sort_keys=True))
         if pkey not in self._painters:
             self._painters[pkey] = build_painters(job, self.config.resolution)

@@ -37,6 +37,7 @@ from stratum_kernel.film.mux import PreparedAudio, concat_segments, prepare_audi
 from stratum_kernel.film.stills import PreviewCollector
 from stratum_kernel.film.streams import check_film, decoded_digests
 from stratum_kernel.render.jobs import PersistenceWindow, RenderContext, TrackJob
+from stratum_kernel.render.progress import RenderProgress
 from stratum_kernel.render.record import (
     AudioRecord,
     ChunkRecord,
@@ -292,22 +293,21 @@ def render_chunk(ctx: RenderContext, job: TrackJob, start: int, stop: int, segme
                         on_batch=hook)
 
 
-def render_track_chunks(run: TrackRun, *, progress: bool = True,
+def render_track_chunks(run: TrackRun, *, progress: RenderProgress,
                         on_chunk: Callable[[str, int], None] | None = None) -> TrackRecord:
     """Render, join, check and digest one track; returns its record."""
     done_rec = track_already_done(run)
     if done_rec is not None:
+        progress.start_track(run.job.track_id, run.job.n_frames)
         return done_rec
     audio = prepare_track_audio(run)
     render_missing_chunks(run, progress=progress, on_chunk=on_chunk)
     return finish_track(run, audio)
 
 
-def render_missing_chunks(run: TrackRun, *, progress: bool = True,
+def render_missing_chunks(run: TrackRun, *, progress: RenderProgress,
                           on_chunk: Callable[[str, int], None] | None = None) -> None:
     """Render the chunks not yet recorded as finished through the three-stage pipeline."""
-    from tqdm.auto import tqdm
-
     ctx, job, cfg = run.ctx, run.job, run.ctx.config
     width, height = cfg.resolution
     fps = job.fps
@@ -317,8 +317,7 @@ def render_missing_chunks(run: TrackRun, *, progress: bool = True,
     keep = run.run_dir / "frames" / job.track_id if cfg.render.keep_frames else None
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=job.n_frames, initial=job.n_frames - sum(b - a for _, a, b in todo),
-               desc=job.track_id, unit="frame", disable=not progress, leave=False)
+    progress.start_track(job.track_id, job.n_frames - sum(b - a for _, a, b in todo))
     window = ctx.window(job)
 
     def decode(u: Unit) -> np.ndarray:
@@ -338,7 +337,7 @@ def render_missing_chunks(run: TrackRun, *, progress: bool = True,
         enc["digests"].extend(frame_digest(f) for f in frames)
         if keep is not None:
             _keep_frames(keep, u.start, frames)
-        bar.update(len(frames))
+        progress.advance(job.track_id, len(frames))
         if u.stop == u.chunk_stop:
             seg = enc["encoder"].close()
             enc["encoder"] = None
@@ -353,7 +352,6 @@ def render_missing_chunks(run: TrackRun, *, progress: bool = True,
     finally:
         if enc["encoder"] is not None:
             enc["encoder"].abort()
-        bar.close()
     rendered = sum(u.stop - u.start for u in units)
     secs = time.perf_counter() - t0
     run.timing = TrackTiming(frames_rendered=rendered, frames_seconds=round(secs, 3))
@@ -415,7 +413,7 @@ def _track_record(run: TrackRun, film: Path, audio: AudioRecord, rep: Any) -> Tr
     return TrackRecord(
         id=job.track_id, audio=audio, fps=job.fps, start=job.start, end=job.end,
         frames=job.n_frames, duration=job.n_frames / job.fps, seed=job.seed,
-        postfx_seed=job.postfx_seed, preset=job.preset.name,
+        postfx_seed=job.postfx_seed, preset=job.preset.name, preset_choice=job.preset_choice,
         preset_resolved=job.preset.model_dump(mode="json"),
         postfx=job.postfx.model_dump(mode="json"), controller_notes=list(job.plan.notes),
         chunk_frames=cfg.render.chunk_frames, chunks=chunks,

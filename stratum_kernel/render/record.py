@@ -95,6 +95,7 @@ class TrackRecord(_Record):
     seed: int | None = None
     postfx_seed: int | None = None
     preset: str = ""
+    preset_choice: dict[str, Any] | None = None  # how: configured where, or chosen and why
     preset_resolved: dict[str, Any] = Field(default_factory=dict)
     postfx: dict[str, Any] = Field(default_factory=dict)
     controller_notes: list[str] = Field(default_factory=list)
@@ -121,6 +122,7 @@ class RunRecord(_Record):
     format: str
     run_id: str = ""
     config: dict[str, Any] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)  # what loading the config decided
     versions: dict[str, str] = Field(default_factory=dict)
     model: dict[str, Any] = Field(default_factory=dict)
     decoder: dict[str, Any] = Field(default_factory=dict)

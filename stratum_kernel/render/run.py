@@ -40,6 +40,7 @@ from stratum_kernel.render.distributed import check_local_only, connect, render_
 from stratum_kernel.render.fingerprint import changed, digest, explain, run_fingerprint
 from stratum_kernel.render.jobs import RenderContext
 from stratum_kernel.render.pipeline import WORK, TrackRun, render_track_chunks
+from stratum_kernel.render.progress import RenderProgress, reporter
 from stratum_kernel.render.record import RUN_FORMAT, AlbumRecord, RunRecord, TrackRecord
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def _open_log(run_dir: Path) -> tuple[logging.Handler, int]:
     return handler, level
 
 
-def render_album(config: RenderConfig, *, progress: bool = True, resume: bool = False,
+def render_album(config: RenderConfig, *, progress: bool | str = True, resume: bool = False,
                  on_chunk: OnChunk | None = None, context: RenderContext | None = None,
                  scheduler: Any = None, shared_storage: bool | None = None,
                  worker_hook: Callable[[str, int, int], None] | None = None) -> RunResult:
@@ -108,6 +109,8 @@ def render_album(config: RenderConfig, *, progress: bool = True, resume: bool = 
     resume: continue ``<output_root>/<run_id>`` after its last finished chunk (needs the
     run id and the same config). on_chunk(track_id, chunk_index): called when a chunk's
     segment is encoded, before it is recorded as finished (progress, tests).
+    progress: True (bars on a terminal, plain lines elsewhere), False, 'bar' or 'lines'
+    (:mod:`stratum_kernel.render.progress`); the analysis reports the same way.
 
     scheduler: render the chunks as tasks on a Dask cluster (see
     :mod:`stratum_kernel.render.distributed`): a scheduler address ``'tcp://host:8786'``, a
@@ -248,12 +251,11 @@ def _open_run_folder(run_dir: Path, fingerprint: dict, *, resume: bool) -> None:
     write_text_atomic(fp_path, json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
 
 
-def _render_run(ctx: RenderContext, run_id: str, run_dir: Path, *, progress: bool,
+def _render_run(ctx: RenderContext, run_id: str, run_dir: Path, *, progress: bool | str,
                 on_chunk: OnChunk | None, t0: float, dist: dict | None = None) -> RunResult:
-    from tqdm.auto import tqdm
-
     cfg = ctx.config
     ids = ctx.track_ids()
+    shown = reporter(progress, {tid: ctx.job(tid).n_frames for tid in ids})
     log.info("run %s: %d track(s) %s at %dx%d %g fps, decoder %s", run_id, len(ids),
              ",".join(ids), *cfg.resolution, cfg.frame_rate, ctx.decoder.provider)
     tracks: dict[str, TrackRecord] = {}
@@ -261,18 +263,15 @@ def _render_run(ctx: RenderContext, run_id: str, run_dir: Path, *, progress: boo
     if dist is not None:
         tracks, dist_meta = render_tracks_distributed(
             ctx, run_dir, ids, dist["client"], model_sha=file_sha256(ctx.decoder.onnx_path),
-            shared_storage=dist["shared_storage"], progress=progress, on_chunk=on_chunk,
+            shared_storage=dist["shared_storage"], progress=shown, on_chunk=on_chunk,
             worker_hook=dist["worker_hook"], address=dist["address"])
     else:
-        bar = tqdm(total=len(ids), desc="tracks", unit="track", disable=not progress)
         try:
             for tid in ids:
-                bar.set_postfix_str(tid)
-                tracks[tid] = render_track(ctx, run_dir, tid, progress=progress,
+                tracks[tid] = render_track(ctx, run_dir, tid, progress=shown,
                                            on_chunk=on_chunk)
-                bar.update(1)
         finally:
-            bar.close()
+            shown.close()
     fps = float(cfg.frame_rate)
     counts = [tracks[t].frames for t in ids]
     album = concat_films([run_dir / tracks[t].film.file for t in ids], counts,
@@ -285,6 +284,7 @@ def _render_run(ctx: RenderContext, run_id: str, run_dir: Path, *, progress: boo
         format=RUN_FORMAT,
         run_id=run_id,
         config={**cfg.to_meta(), "run_id": run_id},
+        notes=cfg.notes,
         versions=library_versions(),
         model={"name": ctx.model.meta.name, "version": ctx.model.meta.version,
                "onnx_sha256": file_sha256(ctx.decoder.onnx_path),
@@ -313,12 +313,14 @@ def _result_from_record(run_dir: Path) -> RunResult:
     return RunResult(record.run_id, run_dir, tracks, run_dir / "album.mp4", record)
 
 
-def render_track(ctx: RenderContext, run_dir: Path, track_id: str, *, progress: bool = True,
+def render_track(ctx: RenderContext, run_dir: Path, track_id: str, *,
+                 progress: bool | str | RenderProgress = True,
                  on_chunk: OnChunk | None = None) -> TrackRecord:
     """Render one track into ``<run_dir>/<track_id>.mp4`` (resuming its finished chunks);
     returns its record."""
     run = TrackRun(ctx, ctx.job(track_id), run_dir)
-    return render_track_chunks(run, progress=progress, on_chunk=on_chunk)
+    shown = reporter(progress, {track_id: run.job.n_frames})
+    return render_track_chunks(run, progress=shown, on_chunk=on_chunk)
 
 
 __all__ = ["RunResult", "render_album", "render_track"]

@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from stratum_kernel.core.character import CHARACTER_FIELDS
 from stratum_kernel.core.errors import ConfigError
 from stratum_kernel.core.timeline import STEM_NAMES, STEM_SERIES
 from stratum_kernel.motion.presets import (
@@ -48,7 +49,8 @@ DISPLAY_RANGES: dict[str, tuple[float, float]] = {
 DICT_MODELS: dict[str, type[BaseModel]] = {"postfx": PostFXParams}
 GROUP_TITLES = {"anchors": "anchors", "motion": "motion", "tempo_sync": "tempo sync",
                 "sections": "sections", "features": "mix → targets",
-                "stem_map": "stems → targets", "postfx": "post-FX"}
+                "stem_map": "stems → targets", "postfx": "post-FX",
+                "suits": "suits (auto choice)"}
 STYLE = {"description_width": "118px"}
 
 
@@ -248,6 +250,8 @@ class PresetForm:
                 item = typing.get_args(ann)[0]
                 builders.append((name, lambda path=path, item=item:
                                  self._list_editor(path, item)))
+            elif name == "suits":
+                builders.append((name, self._suits_editor))
             elif typing.get_origin(ann) is dict and name == "stem_map":
                 builders.append((name, lambda name=name: w.VBox([
                     w.VBox([w.HTML(f"<b>{s}</b>"),
@@ -455,6 +459,44 @@ class PresetForm:
             if c is not None:
                 c.disabled = True
                 c.tooltip = f"set by {where}; edit it there"
+
+    # ---- suits: ranges of a track's character --------------------------------------
+    def _suits_editor(self):
+        """One text box per character measure: 'low, high' (either may be blank; both
+        blank: the measure does not matter to this preset)."""
+        import ipywidgets as w
+
+        rows = [w.HTML("<span style='font-size:12px'>the music this preset suits, for "
+                       "<code>controller.preset: auto</code></span>")]
+        for name, (unit, what) in CHARACTER_FIELDS.items():
+            lo, hi = (self.data.get("suits") or {}).get(name, (None, None))
+            text = "" if lo is None and hi is None else \
+                f"{'' if lo is None else f'{lo:g}'}, {'' if hi is None else f'{hi:g}'}"
+            box = w.Text(value=text, description=f"{name} ({unit})" if unit else name,
+                         placeholder="low, high", tooltip=what, continuous_update=False,
+                         style={"description_width": "140px"}, layout=w.Layout(width="100%"))
+            self.controls[("suits", name)] = box
+            box.observe(lambda change, name=name: self._suit_changed(name, change["new"]),
+                        names="value")
+            self._mark(("suits", name), box)
+            rows.append(box)
+        return w.VBox(rows)
+
+    def _suit_changed(self, name: str, text: str) -> bool:
+        if self._muted:
+            return False
+        suits = dict(self.data.get("suits") or {})
+        parts = [p.strip() for p in text.replace(";", ",").split(",")]
+        try:
+            ends = [None if p == "" else float(p) for p in [*parts, "", ""][:2]]
+        except ValueError:
+            self._show(f"not applied: suits.{name}: write 'low, high' (numbers)", True)
+            return False
+        if ends == [None, None]:
+            suits.pop(name, None)
+        else:
+            suits[name] = ends
+        return self._changed(("suits",), suits)
 
     # ---- mapping lists -----------------------------------------------------------
     def _list_editor(self, path: Path, model: type[BaseModel]):

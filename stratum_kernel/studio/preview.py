@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from stratum_kernel.core.errors import RenderError
+from stratum_kernel.motion.choice import AUTO
 from stratum_kernel.motion.presets import Preset, load_preset
 from stratum_kernel.render.config import RenderConfig, parse_resolution
 from stratum_kernel.render.jobs import PersistenceWindow, RenderContext, TrackJob, check_range
@@ -285,8 +286,12 @@ class PreviewEngine:
         return self.ctx.job(track_id)
 
     def file_preset(self, track_id: str) -> Preset:
-        """The track's preset as its file holds it (before render.yaml's layers)."""
-        return load_preset(self.config.preset_name_for(track_id), base_dir=self.config.base_dir)
+        """The track's preset as its file holds it (before render.yaml's layers); for
+        ``auto``, the preset chosen for the track."""
+        name = self.config.preset_name_for(track_id)
+        if name == AUTO:
+            name = self.ctx.preset_choice(track_id).name
+        return load_preset(name, base_dir=self.config.base_dir)
 
     def job(self, track_id: str, preset: Preset | str | None = None) -> TrackJob:
         """The render job of ``track_id`` with ``preset`` (a base preset; render.yaml's

@@ -28,8 +28,21 @@ from stratum_kernel.studio.transport import LANE_COLORS
 
 
 def config_yaml(config: Any) -> str:
-    """The resolved config (what meta.json records) as YAML."""
-    return yaml.safe_dump(config.to_meta(), sort_keys=False, width=96)
+    """The resolved config (what meta.json records) as YAML, after the notes loading it
+    made (e.g. a track list set aside for another album) as comments."""
+    notes = "".join(f"# note: {n}\n" for n in getattr(config, "notes", []))
+    return notes + yaml.safe_dump(config.to_meta(), sort_keys=False, width=96)
+
+
+def preset_text(choice: Mapping[str, Any] | None, name: str) -> str:
+    """'pulse (auto: tempo 120 bpm …)' / 'bloom (tracks[a].preset)' for tables."""
+    if not choice:
+        return name
+    if choice.get("by") == "analysis":
+        reasons = [r.split(" (suits")[0] for r in choice.get("reasons", [])
+                   if not r.startswith("next best")]
+        return f"{name} (auto: {', '.join(reasons[:3])})" if reasons else f"{name} (auto)"
+    return f"{name} ({choice.get('by')})"
 
 
 def summary_rows(record: RunRecord, seconds: float | None = None) -> list[dict[str, Any]]:
@@ -41,7 +54,8 @@ def summary_rows(record: RunRecord, seconds: float | None = None) -> list[dict[s
         tm = t.timing
         timed = tm is not None and tm.frames_rendered > 0
         rows.append({
-            "track": t.id, "preset": t.preset, "seed": "" if t.seed is None else t.seed,
+            "track": t.id, "preset": preset_text(t.preset_choice, t.preset),
+            "seed": "" if t.seed is None else t.seed,
             "frames": t.frames, "length s": round(float(t.duration), 2),
             "render s": round(tm.frames_seconds, 2) if timed else "",
             "fps": round(tm.fps, 2) if timed else "",

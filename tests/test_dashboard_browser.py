@@ -2,8 +2,12 @@
 as ``make dashboard`` does (a pre-heated kernel; tiny album and model through STRATUM_NB_*
 variables), driven by headless Chromium.
 
-The page loads with no errors, moving the frame slider changes the preview's pixels, the
-clip button yields a playable video, and a screenshot is kept in test-artifacts/.
+The page loads with no errors and fetches nothing from outside (no failed request, every
+request to the server itself), moving the frame slider changes the preview's pixels, the
+clip button yields a playable video; at 1280, 1600 and 1920 px wide no control is clipped
+or overlapped and the preview is the largest element, and *enlarge* shows it over the
+window (the preview gets the page's width, up to the window's height). Screenshots are kept
+in test-artifacts/.
 """
 
 from __future__ import annotations
@@ -28,8 +32,37 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = ROOT / "test-artifacts"
-# Voila links Font Awesome from a CDN; offline that request fails (icons only).
-OFFLINE_NOISE = ("font-awesome", "fontawesome", "cdnjs.cloudflare.com", "cdn.jsdelivr.net")
+WIDTHS = (1280, 1600, 1920)
+#: the boxes that must neither overlap nor leave the window (the selector's first match)
+BOXES = {
+    "preview": "img.stratum-preview-a",
+    "enlarge": ".stratum-enlarge-button",
+    "timeline": ".stratum-timeline-plot",
+    "waveform": ".stratum-main canvas",
+    "mixer": ".stratum-mixer",
+    "clip": "button.stratum-clip-button",
+    "parameters": ".stratum-side .widget-tab",
+    "track": ".stratum-dashboard .widget-dropdown",
+}
+LAYOUT = """(boxes) => {
+  const out = {};
+  for (const [name, sel] of Object.entries(boxes)) {
+    const el = document.querySelector(sel);
+    if (!el) { out[name] = null; continue; }
+    const r = el.getBoundingClientRect();
+    out[name] = [r.left, r.top, r.right, r.bottom];
+  }
+  // every control inside the mixer (buttons, sliders, readouts) inside the mixer's box
+  const mixer = document.querySelector('.stratum-mixer');
+  const m = mixer && mixer.getBoundingClientRect();
+  out.mixer_outside = mixer ? [...mixer.querySelectorAll('button, input, select, span')]
+    .filter(e => { const r = e.getBoundingClientRect();
+                   return r.width > 0 && (r.right > m.right + 1 || r.left < m.left - 1); })
+    .map(e => e.textContent || e.className) : ['no mixer'];
+  out.viewport = [window.innerWidth, window.innerHeight];
+  out.scroll_x = document.documentElement.scrollWidth > window.innerWidth + 1;
+  return out;
+}"""
 
 
 def free_port() -> int:
@@ -133,10 +166,13 @@ def test_dashboard_in_chromium(voila):
         def console(msg):
             if msg.type == "error":
                 where = (msg.location or {}).get("url", "")
-                if not any(n in (msg.text + where).lower() for n in OFFLINE_NOISE):
-                    errors.append(f"console: {msg.text} @ {where}")
+                errors.append(f"console: {msg.text} @ {where}")
 
+        requests: list[str] = []
         page.on("console", console)
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url} "
+                                                          f"({r.failure})"))
         page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
         t0 = time.monotonic()
         page.goto(url, wait_until="domcontentloaded", timeout=90_000)
@@ -186,7 +222,54 @@ def test_dashboard_in_chromium(voila):
         assert 0.5 < duration < 2.0  # a 1 s clip
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        layouts = {}
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 1000})
+            page.wait_for_timeout(400)
+            layouts[width] = page.evaluate(LAYOUT, BOXES)
+            page.screenshot(path=str(ARTIFACTS / f"dashboard-{width}.png"), full_page=True)
+        page.locator(".stratum-enlarge-button button, button.stratum-enlarge-button").first.click()
+        page.wait_for_timeout(400)
+        enlarged = page.evaluate(LAYOUT, {"preview": BOXES["preview"]})
+        page.screenshot(path=str(ARTIFACTS / "dashboard-enlarged.png"))
         browser.close()
     assert not errors, "\n".join(errors)
+    outside = [u for u in requests if not u.startswith((url, "blob:", "data:"))]
+    assert not outside, f"requests outside the server: {outside}"
+    for width, box in layouts.items():
+        _check_layout(width, box)
+    left, top, right, bottom = enlarged["preview"]
+    vw, vh = enlarged["viewport"]
+    normal = layouts[WIDTHS[-1]]["preview"]
+    grown = (right - left) * (bottom - top) / ((normal[2] - normal[0]) * (normal[3] - normal[1]))
+    # the whole width, or the window's height (a wide window): bigger than before
+    assert right - left >= 0.9 * vw or bottom - top >= 0.9 * vh, enlarged
+    assert grown > 1.3, (grown, enlarged, normal)
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
     assert ready_s < 90
+
+
+def _check_layout(width: int, box: dict) -> None:
+    """At ``width`` px: every box present, inside the window, no two overlapping, the
+    preview the largest, nothing of the mixer cut off, no sideways scrolling."""
+    named = {k: v for k, v in box.items() if k in BOXES}
+    missing = [k for k, v in named.items() if v is None]
+    assert not missing, (width, missing)
+    for name, (left, _top, right, _bottom) in named.items():
+        assert left >= -1 and right <= width + 1, (width, name, named[name])
+    names = list(named)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            la, ta, ra, ba = named[a]
+            lb, tb, rb, bb = named[b]
+            overlap = min(ra, rb) - max(la, lb) > 1 and min(ba, bb) - max(ta, tb) > 1
+            assert not overlap, (width, a, named[a], b, named[b])
+
+    def area(k):
+        left, top, right, bottom = named[k]
+        return (right - left) * (bottom - top)
+
+    assert all(area("preview") >= area(k) for k in named), (width, named)
+    assert named["preview"][2] - named["preview"][0] >= 0.45 * width, (width, named)
+    assert not box["mixer_outside"], (width, box["mixer_outside"])
+    assert not box["scroll_x"], width

@@ -1,12 +1,19 @@
 """The Voila dashboard: the studio on one page (``voila notebooks/dashboard.ipynb``).
 
-Layout, left to right::
+Layout: a header row, then two columns::
 
-    album · track · preset (load, reset, save, A/B)
-    ┌ preview A | B, neighbour strip ─┐ ┌ stem mixer ┐ ┌ parameters ─────────┐
-    │ play · frame slider · features   │ │ clip: ▶ ▒▒ │ │ preset | waveform | │
-    │ stem waveform · loudness         │ │  video     │ │ loudness panels     │
-    └──────────────────────────────────┘ └────────────┘ └─────────────────────┘
+    album · track · preset (load, reset, save, A/B)                       (wraps)
+    ┌ preview A | B (the column's width) [enlarge] ┐ ┌ stems: mixer ───────┐
+    │ neighbour strip                               │ │ preview clip: ▶ ▒▒  │
+    │ play · frame slider · features                │ │ parameters: preset │
+    │ stem waveform · loudness (pixel-exact)        │ │ | waveform | loud. │
+    └───────────────────────────────────────────────┘ └─────────────────────┘
+
+The left column takes what the window leaves beside the fixed :data:`SIDE_PX` right
+column, and the preview fills it, so it is the largest thing on the page at any width
+from 1280 to 1920 px and beyond; *enlarge* gives it the page's whole width (the side
+column steps aside), up to the window's height. Nothing has a
+width that can push a control out of view (rows wrap), which the browser test measures.
 
 Everything is the explorer's (:mod:`stratum_kernel.studio.explorer`) plus: an album picker
 (the config's album and any others given), the visualization views of the current track
@@ -35,6 +42,23 @@ from stratum_kernel.viz.showcase import track_views
 log = logging.getLogger(__name__)
 
 VIEWS = ("stem_waveform", "loudness")
+SIDE_PX = 420
+#: the page's own rules: flexible columns, the preview at its column's width, enlarged over
+#: the window on demand
+CSS = f"""<style>
+.stratum-dashboard {{ width: 100%; box-sizing: border-box; }}
+.stratum-dashboard .widget-hbox {{ flex-wrap: wrap; }}
+.stratum-dashboard .stratum-columns {{ flex-wrap: nowrap !important; gap: 16px; }}
+.stratum-dashboard .stratum-main {{ flex: 1 1 0; min-width: 0; }}
+.stratum-dashboard .stratum-side {{ flex: 0 0 {SIDE_PX}px; width: {SIDE_PX}px; min-width: 0; }}
+.stratum-dashboard img.stratum-preview-a, .stratum-dashboard img.stratum-preview-b {{
+  width: 100%; max-width: 100%; height: auto; max-height: 72vh; object-fit: contain; }}
+.stratum-dashboard .stratum-enlarged .stratum-side {{ display: none !important; }}
+.stratum-dashboard .stratum-enlarged img.stratum-preview-a {{
+  width: auto; max-width: 100%; max-height: calc(100vh - 24px); margin: 0 auto;
+  display: block; }}
+.stratum-dashboard .stratum-side .stratum-mixer {{ width: 100%; }}
+</style>"""
 
 
 class Dashboard:
@@ -91,25 +115,43 @@ class Dashboard:
         engine = make_engine(self._config_for(album_dir), preview=self.preview,
                              analysis=self._analysis.get(album_dir))
         ex = PresetExplorer(engine, presets_dir=self.presets_dir,
-                            plot_width=self.width, display_width=min(448, self.width // 2))
+                            plot_width=self.width, display_width="100%")
         if self.explorer is not None:  # only once the new album has opened
             self.explorer.close()
         self.engine, self.explorer = engine, ex
         self.clip = ClipPanel(ClipRenderer(engine), self._clip_source,
-                              seconds=self.clip_seconds, width=360)
-        self.views_box = w.VBox(layout=w.Layout(width=f"{self.width + 4}px"))
-        self.mixer_box = w.VBox(layout=w.Layout(width="370px"))
-        self.panel_tabs = w.Tab(layout=w.Layout(width="390px"))
+                              seconds=self.clip_seconds, width=SIDE_PX - 16)
+        self.views_box = w.VBox(layout=w.Layout(max_width="100%", overflow_x="auto"))
+        self.mixer_box = w.VBox(layout=w.Layout(width="100%"))
+        self.panel_tabs = w.Tab(layout=w.Layout(width="100%"))
         ex.track_pick.observe(lambda c: self._track_parts(c["new"]), names="value")
-        left = w.VBox([ex.previews(), ex.timeline.widget, self.views_box],
-                      layout=w.Layout(width=f"{self.width + 8}px"))
-        middle = w.VBox([w.HTML("<b>stems</b>"), self.mixer_box,
-                         w.HTML("<b>preview clip</b>"), self.clip.widget],
-                        layout=w.Layout(width="384px", padding="0 8px"))
-        self.body.children = [w.HBox([self.album_pick]), ex.header(),
-                              w.HBox([left, middle, self.panel_tabs],
-                                     layout=w.Layout(align_items="flex-start"))]
+        self.enlarge = w.ToggleButton(description="enlarge", icon="expand",
+                                      tooltip="show the preview over the whole window",
+                                      layout=w.Layout(width="96px"))
+        self.enlarge.add_class("stratum-enlarge-button")
+        preview = w.VBox([ex.previews(), self.enlarge], layout=w.Layout(width="100%"))
+        left = w.VBox([preview, ex.timeline.widget, self.views_box])
+        left.add_class("stratum-main")
+        side = w.VBox([w.HTML("<b>stems</b>"), self.mixer_box,
+                       w.HTML("<b>preview clip</b>"), self.clip.widget,
+                       w.HTML("<b>parameters</b>"), self.panel_tabs])
+        side.add_class("stratum-side")
+        columns = w.HBox([left, side], layout=w.Layout(width="100%",
+                                                        align_items="flex-start"))
+        columns.add_class("stratum-columns")
+        self.enlarge.observe(lambda c: self._enlarged(columns, c["new"]), names="value")
+        self.body.children = [w.HTML(CSS), w.HBox([self.album_pick]), ex.header(), columns]
         self._track_parts(ex.track_id)
+
+    def _enlarged(self, columns: Any, on: bool) -> None:
+        """Enlarge: the preview takes the page's whole width (the side column steps
+        aside), up to the window's height; again: back."""
+        if on:
+            columns.add_class("stratum-enlarged")
+            self.enlarge.description = "smaller"
+        else:
+            columns.remove_class("stratum-enlarged")
+            self.enlarge.description = "enlarge"
 
     def _clip_source(self):
         ex = self.explorer

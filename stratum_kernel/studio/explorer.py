@@ -131,13 +131,15 @@ class PresetExplorer:
     engine: a PreviewEngine (its config's resolution is the preview size). track_id: the
     first track (default: the first of the config). strip / strip_step: neighbouring
     frames shown under the preview and their spacing in frames. presets_dir: where save
-    writes (default ``<project>/presets``). display_width: on-screen width of a pane.
+    writes (default ``<project>/presets``). display_width: on-screen width of a pane
+    (pixels, or a CSS width such as ``'100%'``: the pane then follows its column).
     lazy_form: make each section of the parameter form when it is first opened.
     """
 
     def __init__(self, engine: PreviewEngine, *, track_id: str | None = None, strip: int = 4,
                  strip_step: int = 6, presets_dir: str | Path | None = None,
-                 display_width: int = 384, plot_width: int = 800, lazy_form: bool = True):
+                 display_width: int | str = 384, plot_width: int = 800,
+                 lazy_form: bool = True):
         import ipywidgets as w
 
         self.engine = engine
@@ -175,12 +177,17 @@ class PresetExplorer:
                                  style={"description_width": "20px"})
 
         self.timeline = Timeline(width=plot_width)
-        width = f"{int(display_width)}px"
+        width = display_width if isinstance(display_width, str) else f"{int(display_width)}px"
         self.image_a = w.Image(format="bmp", layout=lay(width=width, border="1px solid #ccc"))
         self.image_a.add_class("stratum-preview-a")
         self.image_b = w.Image(format="bmp", layout=lay(width=width, border="1px solid #ccc"))
+        self.image_b.add_class("stratum-preview-b")
         self.label_a, self.label_b = w.HTML(), w.HTML()
-        self.pane_b = w.VBox([self.image_b, self.label_b], layout=lay(display="none"))
+        # the two panes share the row (A/B compare) and shrink with the window
+        self.pane_a = w.VBox([self.image_a, self.label_a],
+                             layout=lay(flex="1 1 0", min_width="0"))
+        self.pane_b = w.VBox([self.image_b, self.label_b],
+                             layout=lay(display="none", flex="1 1 0", min_width="0"))
         self.strip_images = [w.Image(format="jpeg", layout=lay(width="120px"))
                              for _ in range(self.strip_count)]
         # shown with the first strip: an Image with no bytes draws as a broken picture
@@ -384,8 +391,9 @@ class PresetExplorer:
     def previews(self):
         import ipywidgets as w
 
-        return w.VBox([w.HBox([w.VBox([self.image_a, self.label_a]), self.pane_b]),
-                       self.strip_box, self.info])
+        return w.VBox([w.HBox([self.pane_a, self.pane_b],
+                              layout=w.Layout(width="100%", grid_gap="8px")),
+                       self.strip_box, self.info], layout=w.Layout(width="100%"))
 
     @property
     def widget(self):

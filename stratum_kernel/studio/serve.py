@@ -8,6 +8,10 @@ that page's requests — ``Host: evil.example`` — to the dashboard and its ker
 code. Here every request (pages, static files, kernel websockets) whose Host is not this
 machine is answered 403 before it reaches a handler.
 
+It also serves Voila's page template without the two stylesheet links it points at a CDN
+(Font Awesome: the widgets bundle their own icon font, so nothing is lost), so a page load
+fetches nothing from outside — :func:`offline_template`.
+
 Allowed: loopback names and addresses (``localhost``, ``127.0.0.1``, ``[::1]``); names given
 with ``--StratumVoila.allow_hosts=NAME`` (repeatable); and, when the server listens beyond
 loopback (``make dashboard EXPOSE=1``, which always asks for a token), this machine's host
@@ -18,10 +22,14 @@ from a rebinding page, whose origin is a name.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import re
 import socket
 from collections.abc import Iterable
+from pathlib import Path
+
+from stratum_kernel.core.paths import cache_dir, write_text_atomic
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 _HOST = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<name>[^:]+))(?::\d+)?$")
@@ -69,6 +77,30 @@ def machine_names() -> set[str]:
     return {n for n in names if n}
 
 
+EXTERNAL_LINK = re.compile(r'^\s*<link[^>]+href="https?://[^"]+"[^>]*/?>\s*$\n?', re.M)
+
+
+def offline_template(template_paths: list[str], out_root: Path) -> Path | None:
+    """A folder holding the first ``index.html.j2`` of ``template_paths`` with every
+    ``<link href="http(s)://…">`` line removed (None when it has none); put it first in the
+    template path and Voila renders its page from it."""
+    for folder in template_paths:
+        src = Path(folder) / "index.html.j2"
+        if not src.is_file():
+            continue
+        text = src.read_text(encoding="utf-8")
+        cleaned = EXTERNAL_LINK.sub("", text)
+        if cleaned == text:
+            return None
+        digest = hashlib.sha256(cleaned.encode()).hexdigest()[:12]
+        out = out_root / f"voila-template-{digest}"
+        if not (out / "index.html.j2").is_file():
+            out.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(out / "index.html.j2", cleaned)
+        return out
+    return None
+
+
 def _voila_class():
     import tornado.web
     from traitlets import List, Unicode
@@ -79,6 +111,12 @@ def _voila_class():
 
         allow_hosts = List(Unicode(), config=True,
                            help="more Host names the dashboard answers to")
+
+        def setup_template_dirs(self) -> None:
+            super().setup_template_dirs()
+            local = offline_template(list(self.template_paths), cache_dir())
+            if local is not None:
+                self.template_paths.insert(0, str(local))
 
         def listen(self) -> None:
             exposed = listens_beyond_loopback(self.ip)

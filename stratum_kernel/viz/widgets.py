@@ -144,6 +144,11 @@ class ImageView(w.VBox):
 
     def _on_panel(self, params: ViewParams) -> None:
         self.last = self.render_fn(params)
+        # shown at its own size, one image pixel per screen pixel, never stretched by a
+        # wider column (a column box stretches its children unless told otherwise)
+        h, w_ = self.last.shape[:2]
+        self.image.layout.width, self.image.layout.height = f"{w_}px", f"{h}px"
+        self.image.layout.align_self = "flex-start"
         self.image.value = encode_png(self.last)
 
 

@@ -203,19 +203,21 @@ export function createMixer(ctx, buffers, state, options = {}) {
 
 const STYLE = `
 .stratum-mixer { font: 12px/1.4 system-ui, sans-serif; color: #222; background: #f3f0e8;
-  border-radius: 6px; padding: 8px 10px; display: inline-block; min-width: 420px; }
+  border-radius: 6px; padding: 8px 10px; display: inline-block; box-sizing: border-box;
+  min-width: 0; max-width: 100%; }
 .stratum-mixer .sm-title { font-weight: 600; margin-bottom: 4px; }
-.stratum-mixer .sm-row { display: flex; align-items: center; gap: 6px; margin: 3px 0; }
+.stratum-mixer .sm-row { display: flex; flex-wrap: wrap; align-items: center; gap: 6px;
+  margin: 3px 0; }
 .stratum-mixer .sm-name { width: 64px; display: flex; align-items: center; gap: 4px; }
 .stratum-mixer .sm-swatch { width: 10px; height: 10px; border-radius: 2px; }
 .stratum-mixer button { font: inherit; min-width: 26px; padding: 1px 6px; border: 1px solid #aaa;
   border-radius: 3px; background: #fff; cursor: pointer; }
 .stratum-mixer button.sm-on[data-kind=mute] { background: #d9534f; color: #fff; }
 .stratum-mixer button.sm-on[data-kind=solo] { background: #e0b020; color: #000; }
-.stratum-mixer input[type=range].sm-gain { width: 160px; }
+.stratum-mixer input[type=range].sm-gain { flex: 1 1 90px; min-width: 70px; width: auto; }
 .stratum-mixer input[type=range].sm-seek { flex: 1; }
 .stratum-mixer .sm-db { width: 58px; text-align: right; font-variant-numeric: tabular-nums; }
-.stratum-mixer .sm-level { width: 110px; color: #666; font-variant-numeric: tabular-nums; }
+.stratum-mixer .sm-level { width: 96px; color: #666; font-variant-numeric: tabular-nums; }
 .stratum-mixer .sm-time { font-variant-numeric: tabular-nums; min-width: 110px; }
 .stratum-mixer .sm-status { color: #555; min-height: 1.4em; }
 .stratum-mixer .sm-silent .sm-name { opacity: 0.45; }

@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("render", "render an album (or some tracks) to films"),
     "verify": ("verify", "re-read a render folder and check it against its meta.json"),
     "export-stems": ("export_stems", "export a track's stem mix as WAV and its stems as ZIP"),
-    "bench": ("bench", "measure speed: bench analysis|render|preview|viz|scale|all"),
+    "bench": ("bench", "measure speed: bench analysis|render|preview|postfx|viz|scale|all"),
     "warmup": ("warmup", "fill the numba cache so that later runs start fast"),
 }
 

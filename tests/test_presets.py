@@ -178,7 +178,8 @@ def test_postfx_overrides_are_checked_against_postfx_params():
     with pytest.raises(ConfigError, match=bad) as err:
         preset_from_dict({"name": "x", "postfx": {"grain_intensity": 7}})
     assert err.value.field == "postfx"
-    with pytest.raises(ConfigError, match="shimmer: unknown key; known keys here: fit"):
+    with pytest.raises(ConfigError, match=r"shimmer: unknown key; did you mean 'symmetry'\? known "
+                                          r"keys here: fit"):
         preset_from_dict({"name": "x", "postfx": {"shimmer": 1}})
 
 

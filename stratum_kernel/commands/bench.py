@@ -12,7 +12,7 @@ import importlib
 
 from stratum_kernel.core.errors import StratumError
 
-AREAS = ("analysis", "render", "preview", "viz", "scale")
+AREAS = ("analysis", "render", "preview", "postfx", "viz", "scale")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,10 +17,8 @@ them would not change the render.
 
 from __future__ import annotations
 
-import copy
 import html
 import math
-import types
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -38,13 +36,21 @@ from stratum_kernel.motion.presets import (
     preset_from_dict,
 )
 from stratum_kernel.picture.postfx import PostFXParams
+from stratum_kernel.studio.form_fields import (
+    DISPLAY_RANGES,
+    Path,
+    field_bounds,
+    from_widget,
+    get_in,
+    hex_colour,
+    model_of,
+    nice_step,
+    set_in,
+    targets_for,
+    to_widget,
+    unwrap_optional,
+)
 
-Path = tuple[Any, ...]
-
-#: display ranges for numbers the models leave unbounded (by the field's last path part)
-DISPLAY_RANGES: dict[str, tuple[float, float]] = {
-    "lift": (-0.5, 0.5), "gamma": (0.2, 4.0), "gain": (0.05, 3.0),
-}
 #: the ``postfx`` dict of a preset is a partial PostFXParams
 DICT_MODELS: dict[str, type[BaseModel]] = {"postfx": PostFXParams}
 GROUP_TITLES = {"anchors": "anchors", "motion": "motion", "tempo_sync": "tempo sync",
@@ -52,86 +58,6 @@ GROUP_TITLES = {"anchors": "anchors", "motion": "motion", "tempo_sync": "tempo s
                 "stem_map": "stems → targets", "postfx": "post-FX",
                 "suits": "suits (auto choice)"}
 STYLE = {"description_width": "118px"}
-
-
-def targets_for(n_axes: int, anchors: list[str]) -> list[str]:
-    """Every mapping target the model offers: ``pca:K``, ``anchor:NAME``, ``postfx:PARAM``."""
-    post = [n for n, f in PostFXParams.model_fields.items() if f.annotation is float]
-    return ([f"pca:{k}" for k in range(n_axes)] + [f"anchor:{a}" for a in anchors]
-            + [f"postfx:{p}" for p in post])
-
-
-def nice_step(span: float) -> float:
-    """A 1-2-5 step giving about 400-1000 positions over ``span``."""
-    if span <= 0 or not math.isfinite(span):
-        return 0.01
-    raw = span / 1000.0
-    e = math.floor(math.log10(raw))
-    for m in (1, 2, 5, 10):
-        if m * 10**e >= raw:
-            return float(m * 10**e)
-    return float(10 ** (e + 1))  # pragma: no cover
-
-
-def field_bounds(info: Any) -> tuple[float | None, float | None, bool, bool]:
-    """(low, high, low_exclusive, high_exclusive) from a field's annotated constraints."""
-    lo = hi = None
-    lo_x = hi_x = False
-    for meta in getattr(info, "metadata", ()):
-        for attr, is_lo, excl in (("ge", True, False), ("gt", True, True),
-                                  ("le", False, False), ("lt", False, True)):
-            v = getattr(meta, attr, None)
-            if v is None:
-                continue
-            if is_lo:
-                lo, lo_x = float(v), excl
-            else:
-                hi, hi_x = float(v), excl
-    return lo, hi, lo_x, hi_x
-
-
-def get_in(data: Any, path: Path, default: Any = None) -> Any:
-    node = data
-    for p in path:
-        try:
-            node = node[p]
-        except (KeyError, IndexError, TypeError):
-            return default
-    return node
-
-
-def set_in(data: dict, path: Path, value: Any, fill: Callable[[Path], Any] | None = None) -> None:
-    """Set ``data[path] = value``, creating dicts (or, via ``fill(prefix)``, default values)
-    on the way."""
-    node = data
-    for depth, p in enumerate(path[:-1]):
-        nxt = path[depth + 1]
-        try:
-            child = node[p]
-        except (KeyError, IndexError):
-            child = None
-        if child is None:
-            child = copy.deepcopy(fill(path[: depth + 1])) if fill else None
-            if child is None:
-                child = [] if isinstance(nxt, int) else {}
-            node[p] = child
-        if isinstance(child, tuple):
-            child = node[p] = list(child)
-        node = child
-    node[path[-1]] = value
-
-
-def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
-    args = typing.get_args(annotation)
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        return (rest[0] if len(rest) == 1 else annotation), True
-    return annotation, False
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) \
-        else None
 
 
 class PresetForm:
@@ -184,7 +110,7 @@ class PresetForm:
         if control is not None and not isinstance(value, list | tuple | type(None)):
             self._muted = True
             try:
-                control.value = _to_widget(control, value)
+                control.value = to_widget(control, value)
             finally:
                 self._muted = False
         return self._changed(tuple(path), value)
@@ -204,7 +130,7 @@ class PresetForm:
             if control is not None and good is not _MISSING and good is not None:
                 self._muted = True
                 try:
-                    control.value = _to_widget(control, good)
+                    control.value = to_widget(control, good)
                 finally:
                     self._muted = False
             self._show(f"not applied: {self.error}", True)
@@ -241,12 +167,12 @@ class PresetForm:
         builders: list[tuple[str, Callable[[], Any]]] = []
         for name, info in Preset.model_fields.items():
             path = (name,)
-            ann, _ = _unwrap_optional(info.annotation)
-            sub = _model_of(ann) or DICT_MODELS.get(name)
+            ann, _ = unwrap_optional(info.annotation)
+            sub = model_of(ann) or DICT_MODELS.get(name)
             if sub is not None:
                 builders.append((name, lambda sub=sub, path=path:
                                  w.VBox(self._model_rows(sub, path))))
-            elif typing.get_origin(ann) is list and _model_of(typing.get_args(ann)[0]):
+            elif typing.get_origin(ann) is list and model_of(typing.get_args(ann)[0]):
                 item = typing.get_args(ann)[0]
                 builders.append((name, lambda path=path, item=item:
                                  self._list_editor(path, item)))
@@ -295,12 +221,24 @@ class PresetForm:
         rows = []
         for name, info in model.model_fields.items():
             path = (*prefix, name)
-            ann, _ = _unwrap_optional(info.annotation)
-            sub = _model_of(ann)
+            ann, optional = unwrap_optional(info.annotation)
+            sub = model_of(ann)
             if sub is not None:
-                rows.append(w.VBox([w.HTML(f"<i>{name.replace('_', ' ')}</i>"),
-                                    *self._model_rows(sub, path)],
+                title = w.HTML(f"<i>{name.replace('_', ' ')}</i>")
+                if optional and self._value(path) is None:
+                    # an optional part (e.g. a cosine palette): offered, made on demand
+                    add = w.Button(description=f"add {name.replace('_', ' ')}",
+                                   layout=w.Layout(width="160px"))
+                    add.on_click(lambda _b, path=path, sub=sub: self._add_part(path, sub))
+                    self.controls[path] = add
+                    self._mark(path, add)
+                    rows.append(w.VBox([title, add], layout=w.Layout(padding="0 0 0 10px")))
+                    continue
+                rows.append(w.VBox([title, *self._model_rows(sub, path)],
                                    layout=w.Layout(padding="0 0 0 10px")))
+                continue
+            if typing.get_origin(ann) is list and typing.get_args(ann) == (tuple[int, int, int],):
+                rows.append(self._colour_list(path))
                 continue
             row = self._control(path, info, info.annotation)
             if row is not None:
@@ -336,7 +274,7 @@ class PresetForm:
 
         label = str(path[-1]).replace("_", " ")
         value = self._value(path)
-        ann, optional = _unwrap_optional(annotation)
+        ann, optional = unwrap_optional(annotation)
         choices = self._choices(path)
         origin = typing.get_origin(ann)
         lay = w.Layout(width="100%")
@@ -356,11 +294,12 @@ class PresetForm:
         elif ann is bool:
             control = w.Checkbox(value=bool(value), description=label, indent=False, layout=lay)
         elif origin is tuple and typing.get_args(ann) == (int, int, int):
-            control = w.ColorPicker(value=_hex(value), description=label, concise=False,
+            control = w.ColorPicker(value=hex_colour(value), description=label, concise=False,
                                     style=STYLE, layout=lay)
         elif origin is tuple and all(a is float for a in typing.get_args(ann)):
-            return w.VBox([self._number((*path, c), f"{label} {ch}", float, info, value[c])
-                           for c, ch in enumerate("rgb")])
+            names = "rgb" if len(typing.get_args(ann)) == 3 else "xyzw"
+            return w.VBox([self._number((*path, c), f"{label} {names[c]}", float, info,
+                                        value[c]) for c in range(len(typing.get_args(ann)))])
         elif ann in (int, float):
             control = self._number(path, label, ann, info, value, optional=optional)
             return control
@@ -438,14 +377,14 @@ class PresetForm:
         def changed(change):
             if self._muted:
                 return
-            self._changed(path, _from_widget(control, change["new"]))
+            self._changed(path, from_widget(control, change["new"]))
 
         control.observe(changed, names="value")
         if enabled is not None:
             def toggled(change):
                 control.disabled = not change["new"]
                 if not self._muted:
-                    self._changed(path, _from_widget(control, control.value)
+                    self._changed(path, from_widget(control, control.value)
                                   if change["new"] else None)
 
             enabled.observe(toggled, names="value")
@@ -459,6 +398,36 @@ class PresetForm:
             if c is not None:
                 c.disabled = True
                 c.tooltip = f"set by {where}; edit it there"
+
+    # ---- optional parts and colour lists ----------------------------------------
+    def _add_part(self, path: Path, model: type[BaseModel]) -> None:
+        self._changed(path, model().model_dump(mode="json"))
+        self._rebuild()
+
+    def _colour_list(self, path: Path):
+        """A list of colours (palette stops): one picker per colour, add and remove."""
+        import ipywidgets as w
+
+        colours = list(self._value(path) or [])
+        rows = []
+        for i, rgb in enumerate(colours):
+            pick = w.ColorPicker(value=hex_colour(rgb), concise=True, layout=w.Layout(width="90px"))
+            self._register((*path, i), pick)
+            drop = w.Button(description="remove", layout=w.Layout(width="72px"))
+            drop.on_click(lambda _b, i=i: self._set_list(path, colours[:i] + colours[i + 1:]))
+            rows.append(w.HBox([pick, drop]))
+        add = w.Button(description="add colour", layout=w.Layout(width="110px"),
+                       disabled=len(colours) >= 6)
+        add.on_click(lambda _b: self._set_list(path, [*colours, list(colours[-1])
+                                                      if colours else [128, 128, 128]]))
+        self.controls[path] = add
+        self._mark(path, add)
+        label = w.HTML(f"<span style='font-size:12px'>{path[-1]} (dark → bright)</span>")
+        return w.VBox([label, *rows, add])
+
+    def _set_list(self, path: Path, items: list) -> None:
+        self._changed(path, [list(c) for c in items])
+        self._rebuild()
 
     # ---- suits: ranges of a track's character --------------------------------------
     def _suits_editor(self):
@@ -540,27 +509,3 @@ class PresetForm:
 
 
 _MISSING = object()
-
-
-def _hex(rgb: Any) -> str:
-    r, g, b = (int(v) for v in rgb)
-    return f"#{r:02x}{g:02x}{b:02x}"
-
-
-def _to_widget(control: Any, value: Any) -> Any:
-    import ipywidgets as w
-
-    if isinstance(control, w.ColorPicker) and not isinstance(value, str):
-        return _hex(value)
-    return value
-
-
-def _from_widget(control: Any, value: Any) -> Any:
-    import ipywidgets as w
-
-    if isinstance(control, w.ColorPicker):
-        h = value.lstrip("#")
-        if len(h) == 3:
-            h = "".join(c * 2 for c in h)
-        return [int(h[i: i + 2], 16) for i in (0, 2, 4)]
-    return value

@@ -12,13 +12,8 @@ import pytest
 from stratum_kernel.audio.album import load_album
 from stratum_kernel.core.errors import ConfigError
 from stratum_kernel.core.paths import project_root
-from stratum_kernel.render.config import (
-    RenderConfig,
-    album_problems,
-    load_render_config,
-    parse_resolution,
-    validate_against_album,
-)
+from stratum_kernel.render.album_checks import album_problems, validate_against_album
+from stratum_kernel.render.config import RenderConfig, load_render_config, parse_resolution
 from stratum_kernel.render.overrides import add_override_arguments, overrides_from_cli
 from stratum_kernel.render.overrides import apply_overrides as _apply
 

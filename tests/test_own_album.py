@@ -150,12 +150,40 @@ PRESETS = [load_preset(n) for n in list_presets()]
     (dict(tempo=120, drums=0.48, onset_rate=5.2), "pulse"),
     (dict(tempo=132, onset_rate=5.9, dynamics=14.4), "shatter"),
     (dict(onset_rate=0.6, percussive=0.05, beat_strength=0.1), "drift"),
-    (dict(tempo=112, onset_rate=9, brightness=8000, dynamics=2, percussive=0.9,
-          beat_strength=1.0, vocals=0.0, drums=0.0), FALLBACK),
 ])
 def test_the_choice_for_typical_tracks(kw, expected):
     choice = choose_preset(_character(**kw), PRESETS)
     assert choice.name == expected, choice
+
+
+#: a wide span of each measure, for characters "in the middle" of a preset's ranges
+SPANS = {"tempo": (40, 240), "onset_rate": (0, 12), "loudness": (-40, 0), "dynamics": (0, 30),
+         "brightness": (200, 8000), "percussive": (0, 1), "beat_strength": (0, 1),
+         "vocals": (0, 1), "drums": (0, 1)}
+
+
+@pytest.mark.parametrize("preset", [p for p in PRESETS if p.suits], ids=lambda p: p.name)
+def test_every_shipped_preset_wins_for_the_music_it_names(preset):
+    """Each preset's ranges describe music no other preset fits as well: a track in the
+    middle of them (other measures ordinary) chooses it — the looks are all reachable."""
+    kw = dict(tempo=105.0, onset_rate=3.0, loudness=-14.0, dynamics=10.0, brightness=1100.0,
+              percussive=0.18, beat_strength=0.6, vocals=0.15, drums=0.3)
+    for name, (lo, hi) in preset.suits.items():
+        low, high = SPANS[name]
+        if lo is None:
+            kw[name] = hi - (hi - low) * 0.25
+        elif hi is None:
+            kw[name] = lo + (high - lo) * 0.25
+        else:
+            kw[name] = (lo + hi) / 2
+    assert choose_preset(TrackCharacter(**kw), PRESETS).name == preset.name
+
+
+def test_the_balanced_default_when_nothing_fits():
+    few = [load_preset("pulse"), load_preset("shatter")]
+    choice = choose_preset(_character(tempo=70, onset_rate=0.5, drums=0.0, dynamics=5), few)
+    assert choice.name == FALLBACK and "no preset fits well" in choice.reasons[0]
+    assert choose_preset(_character(), [load_preset("default")]).name == FALLBACK
 
 
 def test_the_choice_is_stable():

@@ -17,7 +17,8 @@ import soundfile as sf
 
 from stratum_kernel.audio.album import load_album
 from stratum_kernel.core.errors import ConfigError, RenderError, StratumError
-from stratum_kernel.render.config import RenderConfig, load_render_config, validate_against_album
+from stratum_kernel.render.album_checks import validate_against_album
+from stratum_kernel.render.config import RenderConfig, load_render_config
 from tests.fixtures_audio import sine
 from tests.test_render import render, write_album
 

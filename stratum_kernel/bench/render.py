@@ -129,7 +129,7 @@ def _naive(album: Path, work: Path, size, seconds, models, raw: Path) -> dict:
     ctx.decoder  # noqa: B018
     w, h = size
     frames = np.memmap(raw, dtype=np.uint8, mode="w+", shape=(job.n_frames, h, w, 3))
-    k_max = job.postfx.persistence_frames
+    k_max = job.window_frames
     history = np.zeros((0, *ctx.decoder.frame_size, 3), np.uint8)
     cpu = {"decode": 0.0, "postfx": 0.0}
     t0 = time.perf_counter()

@@ -24,7 +24,6 @@ the track's ``preset_overrides``; post-FX defaults â†’ the preset's ``postfx`` â
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import re
@@ -44,7 +43,7 @@ from pydantic import (
 from stratum_kernel.audio.files import audio_info
 from stratum_kernel.audio.mixer import MixerRenderSpec
 from stratum_kernel.core.errors import ConfigError
-from stratum_kernel.core.paths import inside, project_root, safe_name
+from stratum_kernel.core.paths import project_root, safe_name
 from stratum_kernel.core.schema import StrictModel, read_yaml, validation_error
 from stratum_kernel.film.encode import EncodeParams, check_aac_rate
 from stratum_kernel.motion.choice import AUTO
@@ -175,9 +174,38 @@ class TrimParams(StrictModel):
         return v
 
 
+class SectionConfig(StrictModel):
+    """A section of a track with its own look, from one of its markers on: ``marker`` (its
+    number, 1 = the first marker, or its label) or ``at`` (seconds into the track); its
+    ``preset`` (default: the track's), ``preset_overrides`` and ``postfx`` layered like a
+    track's; reached by a crossfade of ``crossfade_beats`` beats (0 = a cut)."""
+
+    marker: int | str | None = None
+    at: float | None = Field(default=None, ge=0.0)
+    preset: str | None = None
+    preset_overrides: dict[str, Any] = Field(default_factory=dict)
+    postfx: dict[str, Any] = Field(default_factory=dict)
+    crossfade_beats: float = Field(default=2.0, ge=0.0, le=64.0)
+
+    @model_validator(mode="after")
+    def _where(self) -> SectionConfig:
+        if (self.marker is None) == (self.at is None):
+            raise ValueError("give the section's start as either marker (its number or "
+                             "label) or at (seconds)")
+        if isinstance(self.marker, int) and self.marker < 1:
+            raise ValueError(f"marker {self.marker}: markers are numbered from 1")
+        return self
+
+    @field_validator("preset")
+    @classmethod
+    def _known(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return None if v is None else check_preset_name(v, info)
+
+
 class TrackConfig(StrictModel):
     """One track's settings. ``src`` replaces the tracklist's audio file (relative to the
-    album folder); ``preset`` replaces the album preset; ``seed`` the global seed."""
+    album folder); ``preset`` replaces the album preset; ``seed`` the global seed;
+    ``sections``: looks of their own from some of its markers on (``render/sections.py``)."""
 
     id: str
     src: str | None = None
@@ -187,6 +215,7 @@ class TrackConfig(StrictModel):
     preset_overrides: dict[str, Any] = Field(default_factory=dict)
     postfx: dict[str, Any] = Field(default_factory=dict)
     mixer: MixerRenderSpec | None = None
+    sections: list[SectionConfig] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -364,7 +393,7 @@ class RenderConfig(StrictModel):
         """The tracks to render: render.yaml's list, or every track of the album."""
         if self.tracks:
             return [t.id for t in self.tracks]
-        return [_track_id(t) for t in album.tracks]
+        return [track_id_of(t) for t in album.tracks]
 
     def seed_for(self, track_id: str, purpose: str = "controller") -> int:
         """The seed of a track: its own ``seed``, else (for the controller)
@@ -522,75 +551,9 @@ def _tracks_for_this_album(
     return {**raw, "tracks": []}, [note]
 
 
-# --- album checks --------------------------------------------------------------------
-
-
-def _track_id(track: Any) -> str:
+def track_id_of(track: Any) -> str:
+    """The id of an album track (a Track, or anything with ``id`` or ``entry.id``)."""
     tid = getattr(track, "id", None)
     if tid is None:
         tid = track.entry.id
     return str(tid)
-
-
-def album_problems(config: RenderConfig, album: Any) -> list[ConfigError]:
-    """Every problem of ``config`` against ``album`` (unknown track ids, a missing ``src``,
-    trims outside the track, a trim shorter than one frame), each naming its field."""
-    source = config.source or "render config"
-    by_id = {_track_id(t): t for t in album.tracks}
-    problems: list[ConfigError] = []
-    for i, tc in enumerate(config.tracks):
-        field = f"tracks[{i}]"
-        track = by_id.get(tc.id)
-        if track is None:
-            close = difflib.get_close_matches(tc.id, list(by_id), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            problems.append(ConfigError(
-                source, f"{field}.id",
-                f"track {tc.id!r} is not in the album; {hint}album tracks: {', '.join(by_id)}",
-            ))
-            continue
-        if tc.src is not None:
-            root = Path(album.root)
-            resolved = (root / tc.src).resolve()  # an absolute src replaces root here
-            if not inside(root, resolved):
-                problems.append(ConfigError(
-                    source, f"{field}.src",
-                    f"{tc.src!r} resolves to {resolved}, outside the album folder {root}; "
-                    "copy the file into the album and name it relative to it",
-                ))
-                continue
-        try:
-            _, duration = config.track_audio(album, tc.id)
-        except Exception as err:  # AudioError or a missing file: name the field
-            problems.append(ConfigError(source, f"{field}.src", f"cannot read {tc.src!r}: {err}"))
-            continue
-        start, end = tc.trim.start, tc.trim.end
-        if start >= duration:
-            problems.append(ConfigError(
-                source, f"{field}.trim.start",
-                f"starts at {start} s but track {tc.id!r} is only {duration:.3f} s long",
-            ))
-        if end is not None and end > duration + 1e-3:
-            problems.append(ConfigError(
-                source, f"{field}.trim.end",
-                f"ends at {end} s, past the end of track {tc.id!r} ({duration:.3f} s); "
-                "use a smaller value or null for the end of the track",
-            ))
-        stop = min(end if end is not None else duration, duration)
-        if start < duration and (stop - start) * config.frame_rate < 1:
-            problems.append(ConfigError(
-                source, f"{field}.trim", f"keeps {stop - start:.4f} s, less than one frame"
-            ))
-    return problems
-
-
-def validate_against_album(config: RenderConfig, album: Any) -> None:
-    """Raise one ConfigError listing every :func:`album_problems` (field = the first)."""
-    problems = album_problems(config, album)
-    if not problems:
-        return
-    if len(problems) == 1:
-        raise problems[0]
-    first = problems[0]
-    detail = "; ".join(f"{p.field}: {p.detail}" for p in problems)
-    raise ConfigError(first.source, first.field, detail)

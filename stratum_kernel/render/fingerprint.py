@@ -8,8 +8,8 @@ output so far, in two parts, each with its components so that a refused resume c
   chunks run, the decoder's batch size and threads, and the sound settings), the sha256 of
   the model head, the libraries that shape pixels and x264 bytes, and per track the digest
   of its frame features (so the content of its audio and stems, its tracklist entry — bpm,
-  markers — and the album-wide scaling), its span and seeds, its resolved preset, post-FX
-  and the pixels of its overlay strips (the saved panel values included).
+  markers — and the album-wide scaling), its span and seeds, its resolved preset, post-FX,
+  sections and the pixels of its overlay strips (the saved panel values included).
 - **sound**: what changes the films' audio and nothing else — the ``audio`` settings, the
   AAC settings, the content of each track's audio file and the mixer's soundtrack.
 
@@ -115,9 +115,18 @@ def run_fingerprint(ctx: RenderContext, jobs: Mapping[str, TrackJob]) -> dict[st
         picture[f"tracks.{tid}.preset"] = _sha(job.preset.model_dump(mode="json"))
         picture[f"tracks.{tid}.postfx"] = _sha(job.postfx.model_dump(mode="json"))
         picture[f"tracks.{tid}.overlays"] = _overlays_digest(job)
+        picture[f"tracks.{tid}.sections"] = _sha(section_records(job))
         sound[f"tracks.{tid}.audio"] = file_sha256(job.audio_path)
         sound[f"tracks.{tid}.mixer"] = _sha(None if job.mixer is None else job.mixer.to_meta())
     return {"picture": picture, "sound": sound}
+
+
+def section_records(job: TrackJob) -> list[dict[str, Any]]:
+    """What each section look of a job is (for meta.json and the fingerprint): its start
+    and crossfade in frames, the config entry, the preset and post-FX as resolved."""
+    return [{"start_frame": lk.start, "crossfade_frames": lk.crossfade, "spec": lk.spec,
+             "preset": lk.preset.name, "preset_resolved": lk.preset.model_dump(mode="json"),
+             "postfx": lk.postfx.model_dump(mode="json")} for lk in (job.looks or [])[1:]]
 
 
 def digest(part: Mapping[str, Any]) -> str:
@@ -138,6 +147,8 @@ WHAT_CHANGED = {
     "preset": "the preset (its file or render.yaml's layers)",
     "postfx": "the post-FX settings",
     "overlays": "an overlay (its settings or the saved panel values)",
+    "sections": "the track's sections (render.yaml's tracks[].sections: starts, presets, "
+                "crossfades)",
 }
 
 

@@ -26,19 +26,34 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from stratum_kernel.analysis.cache import analyze_album
 from stratum_kernel.audio.album import load_album
 from stratum_kernel.audio.mixer import MixerRenderSpec, apply_reactive_weights
 from stratum_kernel.core.errors import ConfigError, RenderError
+from stratum_kernel.core.schema import validation_error
 from stratum_kernel.core.timeline import FrameFeatures, frame_count
 from stratum_kernel.motion.choice import AUTO, PresetChoice, choose_preset
 from stratum_kernel.motion.controller import LatentController, TrackPlan
-from stratum_kernel.motion.presets import Preset, list_presets, load_preset
+from stratum_kernel.motion.presets import (
+    Preset,
+    deep_merge,
+    list_presets,
+    load_preset,
+    merge_preset_layers,
+)
 from stratum_kernel.picture.decoder import FrameDecoder
 from stratum_kernel.picture.model import load_model
-from stratum_kernel.picture.postfx import PostFXParams, apply_postfx, history_frames
-from stratum_kernel.render.config import RenderConfig, validate_against_album
+from stratum_kernel.picture.postfx import (
+    PostFXParams,
+    apply_postfx,
+    history_frames,
+    window_frames,
+)
+from stratum_kernel.render.album_checks import section_start, validate_against_album
+from stratum_kernel.render.config import RenderConfig
+from stratum_kernel.render.sections import SectionedPlan, SectionLook, blend_looks
 from stratum_kernel.viz.overlay import build_overlay
 
 log = logging.getLogger(__name__)
@@ -76,14 +91,27 @@ class TrackJob:
     mixer: MixerRenderSpec | None = None  # per-stem weights (picture) and soundtrack
     controller_key: str = ""
     preset_choice: dict | None = None  # how the preset was chosen (meta.json)
+    looks: list[SectionLook] | None = None  # sections with their own looks (the first: own)
 
     @property
     def modulated_persistence(self) -> bool:
-        return "persistence" in self.plan.modulation
+        """Whether the audio can switch a trail on (persistence or feedback modulated)."""
+        return bool({"persistence", "feedback"} & set(self.plan.modulation))
+
+    @property
+    def all_postfx(self) -> list[PostFXParams]:
+        return [lk.postfx for lk in self.looks] if self.looks else [self.postfx]
 
     def history_count(self, first_frame: int) -> int:
-        """Decoded frames before ``first_frame`` that post-FX needs for persistence."""
-        return history_frames(self.postfx, first_frame, self.modulated_persistence)
+        """Decoded frames before ``first_frame`` that post-FX needs for its trails (the most
+        any of the track's looks needs)."""
+        return max(history_frames(p, first_frame, self.modulated_persistence)
+                   for p in self.all_postfx)
+
+    @property
+    def window_frames(self) -> int:
+        """The longest trail window of the track's looks (decoded frames kept in a run)."""
+        return max(window_frames(p) for p in self.all_postfx)
 
     def frame_at(self, time_s: float) -> int:
         """The index of the frame showing track time ``time_s`` (clamped to the film)."""
@@ -246,13 +274,55 @@ class RenderContext:
         choice = self.preset_choice(track_id)
         return choice.name, choice.to_dict()
 
-    def job(self, track_id: str, preset: Preset | str | None = None) -> TrackJob:
+    def forget_track(self, track_id: str) -> None:
+        """Drop the track's kept jobs (after its settings changed; plans stay keyed)."""
+        for key in [k for k in self._jobs if k[0] == track_id]:
+            del self._jobs[key]
+
+    def _section_looks(self, track_id: str, tl: _TrackTimeline, base: Any, eff: Preset,
+                       postfx: PostFXParams, plan: Any) -> list[SectionLook]:
+        """The track's own look, then one per section of render.yaml's ``sections`` that
+        starts inside the rendered span (a section starting before it replaces the own
+        look from the first frame)."""
+        cfg = self.config
+        track = self.album.track(track_id)
+        fps = float(cfg.frame_rate)
+        beat_s = 60.0 / max(float(tl.features.tempo), 1e-6)
+        looks = [SectionLook(0, 0, eff, postfx, plan, {})]
+        for j, sec in enumerate(cfg.track_config(track_id).sections):
+            t = section_start(sec, track)
+            if t >= tl.end:
+                continue
+            start = max(0, int(np.floor((t - tl.start) * fps + 1e-6)))
+            where = f"{cfg.source or 'render config'} (tracks[{track_id}].sections[{j}])"
+            name = sec.preset or (base.name if isinstance(base, Preset) else base)
+            preset = merge_preset_layers(cfg.preset_for(track_id, name), sec.preset_overrides,
+                                         source=where)
+            try:
+                look_fx = PostFXParams.model_validate(
+                    deep_merge(cfg.postfx_for(track_id, preset).model_dump(mode="json"),
+                               sec.postfx))
+            except ValidationError as err:
+                raise validation_error(f"{where} postfx", err, PostFXParams) from None
+            sec_plan, _ = self._plan(track_id, preset, tl)
+            fade = round(sec.crossfade_beats * beat_s * fps)
+            look = SectionLook(start, fade, preset, look_fx, sec_plan,
+                               {**sec.model_dump(mode="json"), "start_s": round(t, 4)})
+            if start == 0:
+                looks[0] = look
+            else:
+                looks.append(look)
+        return looks
+
+    def job(self, track_id: str, preset: Preset | str | None = None, *,
+            sections: bool = True) -> TrackJob:
         """The job of a track with ``preset`` — a Preset or a preset name, layered with
         render.yaml's settings as the configured one is (:meth:`RenderConfig.preset_for`);
-        None: the configured preset. Jobs of the configured preset and of named presets are
-        kept; plans are remembered per controller key."""
+        None: the configured preset. The track's ``sections`` apply over it (their own
+        presets, or this one), unless ``sections=False``. Jobs of the configured preset and
+        of named presets are kept; plans are remembered per controller key."""
         cacheable = preset is None or isinstance(preset, str)
-        key = (track_id, preset or "")
+        key = (track_id, preset or "", sections) if cacheable else None
         if cacheable and key in self._jobs:
             return self._jobs[key]
         tl = self._timeline(track_id)
@@ -260,9 +330,17 @@ class RenderContext:
         eff = self.config.preset_for(track_id, base)
         plan, ckey = self._plan(track_id, eff, tl)
         postfx = self.config.postfx_for(track_id, eff)
+        looks = None
+        if sections and self.config.track_config(track_id).sections:
+            looks = self._section_looks(track_id, tl, base, eff, postfx, plan)
+            plan = SectionedPlan(looks)
+            # the decoded frames depend on every look's plan and where the looks change
+            ckey = "+".join([controller_key(looks[0].preset),
+                             *(f"{controller_key(lk.preset)}@{lk.start}/{lk.crossfade}"
+                               for lk in looks[1:])])
         job = TrackJob(track_id, tl.audio_path, tl.start, tl.end, float(self.config.frame_rate),
                        tl.n_frames, tl.seed, tl.postfx_seed, eff, postfx, tl.features, plan,
-                       mixer=tl.mixer, controller_key=ckey, preset_choice=choice)
+                       mixer=tl.mixer, controller_key=ckey, preset_choice=choice, looks=looks)
         pkey = (track_id, json.dumps(postfx.overlays, sort_keys=True))
         if pkey not in self._painters:
             self._painters[pkey] = build_painters(job, self.config.resolution)
@@ -284,12 +362,22 @@ class RenderContext:
                history: np.ndarray | None) -> np.ndarray:
         """Output frames uint8 [n, H, W, 3] for decoded frames ``start .. start + n``."""
         stop = start + len(decoded)
-        return apply_postfx(
-            decoded, job.postfx, frame_indices=range(start, stop), seed=job.postfx_seed,
-            track_id=job.track_id, out_size=self.config.resolution,
-            modulation=job.plan.postfx_modulation(start, stop), history=history,
-            overlays=job.painters, fps=job.fps, start_time=job.start,
-        )
+
+        def look(params: PostFXParams, plan: Any) -> np.ndarray:
+            k = max(0, len(history) if history is not None else 0)
+            need = history_frames(params, start, job.modulated_persistence)
+            hist = None if history is None or not need else history[k - need:]
+            return apply_postfx(
+                decoded, params, frame_indices=range(start, stop), seed=job.postfx_seed,
+                track_id=job.track_id, out_size=self.config.resolution,
+                modulation=plan.postfx_modulation(start, stop), history=hist,
+                overlays=job.painters, fps=job.fps, start_time=job.start,
+            )
+
+        if not job.looks:
+            return look(job.postfx, job.plan)
+        return blend_looks([(w, look(job.looks[k].postfx, job.looks[k].plan))
+                            for k, w in job.plan.active(start, stop)])
 
     def window(self, job: TrackJob, decode: Decode | None = None) -> PersistenceWindow:
         """A :class:`PersistenceWindow` over ``job`` (decoding with ``decode``, default
@@ -333,7 +421,7 @@ class PersistenceWindow:
             history = self.decode(start - k, start)
         out = self.ctx.postfx(job, decoded, start, history)
         joined = decoded if history is None else np.concatenate([history, decoded])
-        self._kept = joined[-job.postfx.persistence_frames:]
+        self._kept = joined[-max(1, job.window_frames):]
         self._stop = start + len(decoded)
         return out
 

@@ -36,6 +36,7 @@ from stratum_kernel.film.encode import EncodeParams, VideoEncoder
 from stratum_kernel.film.mux import PreparedAudio, concat_segments, prepare_audio
 from stratum_kernel.film.stills import PreviewCollector
 from stratum_kernel.film.streams import check_film, decoded_digests
+from stratum_kernel.render.fingerprint import section_records
 from stratum_kernel.render.jobs import PersistenceWindow, RenderContext, TrackJob
 from stratum_kernel.render.progress import RenderProgress
 from stratum_kernel.render.record import (
@@ -415,7 +416,8 @@ def _track_record(run: TrackRun, film: Path, audio: AudioRecord, rep: Any) -> Tr
         frames=job.n_frames, duration=job.n_frames / job.fps, seed=job.seed,
         postfx_seed=job.postfx_seed, preset=job.preset.name, preset_choice=job.preset_choice,
         preset_resolved=job.preset.model_dump(mode="json"),
-        postfx=job.postfx.model_dump(mode="json"), controller_notes=list(job.plan.notes),
+        postfx=job.postfx.model_dump(mode="json"), sections=section_records(job),
+        controller_notes=list(job.plan.notes),
         chunk_frames=cfg.render.chunk_frames, chunks=chunks,
         frames_sha256=frames_digest(all_frames), decoded_sha256=frames_digest(decoded),
         film=FilmRecord(file=film.name, sha256=file_sha256(film), video_frames=rep.video_frames,

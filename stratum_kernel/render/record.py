@@ -98,6 +98,7 @@ class TrackRecord(_Record):
     preset_choice: dict[str, Any] | None = None  # how: configured where, or chosen and why
     preset_resolved: dict[str, Any] = Field(default_factory=dict)
     postfx: dict[str, Any] = Field(default_factory=dict)
+    sections: list[dict[str, Any]] = Field(default_factory=list)  # looks after the first
     controller_notes: list[str] = Field(default_factory=list)
     chunk_frames: int | None = None
     chunks: list[ChunkRecord] = Field(default_factory=list)

@@ -130,7 +130,7 @@ class Dashboard:
                                       layout=w.Layout(width="96px"))
         self.enlarge.add_class("stratum-enlarge-button")
         preview = w.VBox([ex.previews(), self.enlarge], layout=w.Layout(width="100%"))
-        left = w.VBox([preview, ex.timeline.widget, self.views_box])
+        left = w.VBox([preview, ex.timeline.widget, ex.sections.widget, self.views_box])
         left.add_class("stratum-main")
         side = w.VBox([w.HTML("<b>stems</b>"), self.mixer_box,
                        w.HTML("<b>preview clip</b>"), self.clip.widget,

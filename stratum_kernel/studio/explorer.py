@@ -52,6 +52,7 @@ from stratum_kernel.studio.preview import (
     scaled_resolution,
     strip_indices,
 )
+from stratum_kernel.studio.sections_editor import SectionsEditor
 from stratum_kernel.studio.transport import Timeline
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,7 @@ class PresetExplorer:
         self.b_pick.observe(lambda _c: self.request(panes=("b",)), names="value")
         self.timeline.observe(lambda _f: self.request())
         self.timeline.set_track(engine.base_job(self.track_id).features)
+        self.sections = SectionsEditor(engine, self.track_id, on_change=self.request)
         self.request()
 
     # ---- construction helpers -----------------------------------------------------
@@ -312,6 +314,7 @@ class PresetExplorer:
         self.loaded = self.engine.file_preset(track_id)
         self.form.set_overrides(fields_set_by_config(self.engine.config, track_id))
         self.timeline.set_track(self.engine.base_job(track_id).features)
+        self.sections.set_track(track_id)
         self._set_loaded(self.loaded)
 
     def _set_loaded(self, preset: Preset) -> None:
@@ -402,7 +405,8 @@ class PresetExplorer:
         import ipywidgets as w
 
         if getattr(self, "_widget", None) is None:
-            left = w.VBox([self.header(), self.previews(), self.timeline.widget],
+            left = w.VBox([self.header(), self.previews(), self.timeline.widget,
+                           self.sections.widget],
                           layout=w.Layout(flex="1 1 auto"))
             right = w.VBox([w.HTML("<b>preset parameters</b>"), self.form.widget],
                            layout=w.Layout(width="380px", min_width="340px"))

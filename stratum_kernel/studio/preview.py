@@ -38,6 +38,7 @@ import numpy as np
 from stratum_kernel.core.errors import RenderError
 from stratum_kernel.motion.choice import AUTO
 from stratum_kernel.motion.presets import Preset, load_preset
+from stratum_kernel.render.album_checks import validate_against_album
 from stratum_kernel.render.config import RenderConfig, parse_resolution
 from stratum_kernel.render.jobs import PersistenceWindow, RenderContext, TrackJob, check_range
 
@@ -297,6 +298,25 @@ class PreviewEngine:
         """The render job of ``track_id`` with ``preset`` (a base preset; render.yaml's
         layers are applied as in the render; None = the configured one)."""
         return self.ctx.job(track_id, preset)
+
+    def set_sections(self, track_id: str, sections: list[dict]) -> None:
+        """Give a track these ``sections`` (render.yaml's ``tracks[].sections`` entries) from
+        now on, as if render.yaml said so; a ConfigError naming the field leaves the old
+        ones in force."""
+        cfg = self.config
+        # only what was set: a value set in render.yaml wins over the presets, a default not
+        data = cfg.model_dump(mode="json", exclude_unset=True)
+        listed = {t["id"]: t for t in data.get("tracks") or []}
+        entry = {**listed.get(track_id, {"id": track_id}), "sections": list(sections)}
+        # the same tracks as before (the configured list, or every track), in order
+        data["tracks"] = [entry if tid == track_id else listed.get(tid, {"id": tid})
+                          for tid in cfg.track_ids(self.album)]
+        new = RenderConfig.from_dict(data, source=cfg.source, base_dir=cfg.base_dir)
+        validate_against_album(new, self.album)
+        new._notes = cfg.notes
+        with self._lock:
+            self.ctx.config = new
+            self.ctx.forget_track(track_id)
 
     # -- decoded frames --
 

@@ -38,7 +38,7 @@ from stratum_kernel.film.stills import PreviewCollector
 from stratum_kernel.film.streams import check_film, decoded_digests
 from stratum_kernel.render.fingerprint import section_records
 from stratum_kernel.render.jobs import PersistenceWindow, RenderContext, TrackJob
-from stratum_kernel.render.progress import RenderProgress
+from stratum_kernel.render.progress import RenderProgress, reporter
 from stratum_kernel.render.record import (
     AudioRecord,
     ChunkRecord,
@@ -294,9 +294,11 @@ def render_chunk(ctx: RenderContext, job: TrackJob, start: int, stop: int, segme
                         on_batch=hook)
 
 
-def render_track_chunks(run: TrackRun, *, progress: RenderProgress,
+def render_track_chunks(run: TrackRun, *, progress: bool | str | RenderProgress = False,
                         on_chunk: Callable[[str, int], None] | None = None) -> TrackRecord:
-    """Render, join, check and digest one track; returns its record."""
+    """Render, join, check and digest one track; returns its record. progress: a
+    :class:`RenderProgress` (the run's), or True/False/'bar'/'lines' for this track alone."""
+    progress = reporter(progress, {run.job.track_id: run.job.n_frames})
     done_rec = track_already_done(run)
     if done_rec is not None:
         progress.start_track(run.job.track_id, run.job.n_frames)

@@ -15,6 +15,9 @@ Each is reported as seconds (median over ``--repeats``) and as a real-time facto
 duration ÷ time), against the targets: cold ≥ 60×, cached ≤ 50 ms, separation ≥ 10×.
 Then the DSP separator's SDR per stem on the synthetic track and on every track of the
 bundled album that ships true stems (``album/stems/<id>/``).
+
+``--long 5,20,60`` measures instead peak memory and speed on tracks of those lengths
+(:mod:`stratum_kernel.bench.long_track`).
 """
 
 from __future__ import annotations
@@ -138,6 +141,9 @@ def _rtf(duration: float, seconds: float) -> str:
 def run(args: argparse.Namespace) -> int:
     import stratum_kernel  # noqa: F401  (numba cache location)
 
+    if getattr(args, "long", None):
+        return run_long_tracks(args)
+
     quick = bool(getattr(args, "quick", False))
     repeats = max(1, 1 if quick else int(getattr(args, "repeats", 5) or 5))
     duration = 30.0 if quick else 180.0
@@ -223,6 +229,17 @@ def run(args: argparse.Namespace) -> int:
             "sdr_album_db": album,
         },
     )
+    return 0
+
+
+def run_long_tracks(args: argparse.Namespace) -> int:
+    """``--long``: peak memory and speed of analysis and film audio per track length."""
+    from stratum_kernel.bench.long_track import run_long, table_rows
+
+    minutes = sorted({int(m) for m in str(args.long).split(",") if m.strip()})
+    rows = run_long(minutes)
+    print_table("long tracks (fresh process each, empty caches)", table_rows(rows))
+    write_json(getattr(args, "json_path", None), "analysis_long", {"rows": rows})
     return 0
 
 

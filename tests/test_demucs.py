@@ -64,7 +64,7 @@ def _fresh(monkeypatch):
 def test_loads_the_saved_model_and_applies_it(weights, mix):
     from demucs.apply import apply_model
 
-    from stratum_kernel.audio.files import resample
+    from stratum_kernel.audio.resampling import resample
 
     sep = DemucsSeparator(weights)
     assert sep.sources == ["drums", "bass", "other", "vocals"] and sep.samplerate == 8000

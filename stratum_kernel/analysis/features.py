@@ -28,7 +28,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stratum_kernel.analysis.tempo import estimate_tempo, track_beats
-from stratum_kernel.audio.files import downmix, resample
+from stratum_kernel.audio.channels import downmix
+from stratum_kernel.audio.resampling import resample
 from stratum_kernel.core.dsp import fit_length, median_filter_axis, stft_magnitude
 from stratum_kernel.core.errors import AudioError
 from stratum_kernel.core.paths import atomic_path

@@ -98,7 +98,7 @@ def test_auto_backend_takes_demucs_when_weights_are_set(weights, mix, monkeypatc
     direct = DemucsSeparator(weights)(mix, SR)
     np.testing.assert_allclose(auto["drums"], direct["drums"], atol=1e-6)
     key = separation_key("auto")
-    assert key.startswith("demucs-v1-") and key == separation_key("demucs", weights)
+    assert key.startswith("demucs-v2-") and key == separation_key("demucs", weights)
     assert separation_key("dsp").startswith("dsp-")
 
 

@@ -7,7 +7,7 @@ the blocks of samples arrive in and however many frames are processed together:
 
 - **frames**: :func:`stft_blocks` computes each STFT frame from exactly its ``n_fft``
   samples of the zero-padded signal (the frames of :func:`~stratum_kernel.core.dsp.stft`),
-  and :func:`istft_blocks` overlap-adds frames in the order a whole-signal inverse does;
+  and :class:`OverlapAdd` overlap-adds frames in the order a whole-signal inverse does;
 - **products**: :func:`matmul_rows` multiplies in aligned tiles of :data:`ROW_TILE` rows,
   because BLAS rounds a row differently depending on how many rows it multiplies at once
   (OpenBLAS 0.3.31 on Haswell: gemm with fewer than 8 rows, and gemv, differ in the last
@@ -130,34 +130,36 @@ def stft_blocks(
         done += count
 
 
-def istft_blocks(
-    blocks: Iterable[np.ndarray], n_fft: int, hop: int, window: np.ndarray, length: int
-) -> Iterator[np.ndarray]:
-    """The inverse of :func:`stft_blocks` for consecutive spectra [..., frames, F] (any
-    block sizes): float32 samples [..., n] in order, ``length`` in all. Weighted
-    overlap-add with ``window`` as synthesis window, normalised by the summed squared
-    window; each output sample adds its frames in the same order as a whole-signal
-    inverse, so the result is the same bit for bit. ``hop`` must divide ``n_fft``."""
-    import scipy.fft
+class OverlapAdd:
+    """The inverse of :func:`stft_blocks`, fed consecutive spectra [..., frames, F] (any
+    block sizes) with :meth:`push` and closed with :meth:`finish`; each call gives the
+    float32 samples [..., n] it completes, ``length`` in all.
 
-    r = n_fft // hop
-    half = n_fft // 2
-    w2 = (window**2).reshape(r, hop)
-    carry: np.ndarray | None = None  # the last r - 1 frames, [..., r - 1, r, hop]
-    to_skip, left = half, length
+    Weighted overlap-add with ``window`` as synthesis window, normalised by the summed
+    squared window; every output sample adds its frames in the order a whole-signal inverse
+    does, so the result is the same bit for bit. ``hop`` must divide ``n_fft``.
+    """
 
-    def emit(slots: np.ndarray):
-        nonlocal to_skip, left
+    def __init__(self, n_fft: int, hop: int, window: np.ndarray, length: int):
+        self.n_fft, self.hop, self.window = n_fft, hop, window
+        self.r = n_fft // hop
+        self._w2 = (window**2).reshape(self.r, hop)
+        self._carry: np.ndarray | None = None  # the last r - 1 frames, [..., r - 1, r, hop]
+        self._skip, self._left = n_fft // 2, length
+        self._done = 0
+
+    def _emit(self, slots: np.ndarray) -> np.ndarray:
         flat = slots.reshape((*slots.shape[:-2], -1))
-        cut = min(to_skip, flat.shape[-1])
-        to_skip -= cut
-        out = flat[..., cut : cut + left]
-        left -= out.shape[-1]
+        cut = min(self._skip, flat.shape[-1])
+        self._skip -= cut
+        out = flat[..., cut : cut + self._left]
+        self._left -= out.shape[-1]
         return out
 
-    def overlap(frames: np.ndarray, first: int, n_slots: int) -> np.ndarray:
-        """Slots ``first .. first + n_slots`` (hop-sized) from ``frames`` [.., m, r, hop]
-        whose first entry is frame ``first - (r - 1)``; frames before 0 do not exist."""
+    def _overlap(self, frames: np.ndarray, first: int, n_slots: int) -> np.ndarray:
+        """Hop-sized slots ``first ..`` from ``frames`` [.., m, r, hop] whose entry 0 is
+        frame ``first - (r - 1)``; frames before 0 do not exist."""
+        r, hop = self.r, self.hop
         out = np.zeros((*frames.shape[:-3], n_slots, hop), dtype=np.float32)
         win_sq = np.zeros((n_slots, hop), dtype=np.float32)
         for k in range(r):
@@ -165,32 +167,50 @@ def istft_blocks(
             idx = np.arange(lo, n_slots) + (r - 1) - k
             idx = idx[idx < frames.shape[-3]]
             out[..., lo : lo + len(idx), :] += frames[..., idx, k, :]
-            win_sq[lo : lo + len(idx)] += w2[k]
-        out /= np.where(win_sq > 1e-6, win_sq, 1.0)[..., :, :]
+            win_sq[lo : lo + len(idx)] += self._w2[k]
+        out /= np.where(win_sq > 1e-6, win_sq, 1.0)
         return out
 
-    done = 0
-    for spec in blocks:
-        frames = scipy.fft.irfft(spec, n=n_fft, axis=-1).astype(np.float32, copy=False)
-        frames *= window
-        chunks = frames.reshape((*frames.shape[:-1], r, hop))
-        if carry is None:
-            carry = np.zeros((*chunks.shape[:-3], r - 1, r, hop), dtype=np.float32)
-        ext = np.concatenate([carry, chunks], axis=-3)
+    def push(self, spec: np.ndarray) -> np.ndarray:
+        import scipy.fft
+
+        frames = scipy.fft.irfft(spec, n=self.n_fft, axis=-1).astype(np.float32, copy=False)
+        frames *= self.window
+        chunks = frames.reshape((*frames.shape[:-1], self.r, self.hop))
+        if self._carry is None:
+            self._carry = np.zeros((*chunks.shape[:-3], self.r - 1, self.r, self.hop),
+                                   dtype=np.float32)
+        ext = np.concatenate([self._carry, chunks], axis=-3)
         g = chunks.shape[-3]
-        out = emit(overlap(ext, done, g))
+        out = self._emit(self._overlap(ext, self._done, g))
+        self._carry = ext[..., ext.shape[-3] - (self.r - 1) :, :, :]
+        self._done += g
+        return out
+
+    def finish(self) -> np.ndarray:
+        if self._carry is None:
+            raise ValueError("OverlapAdd: no frames")
+        # the last r - 1 slots hold only the tails of the last frames
+        tail = self._emit(self._overlap(self._carry, self._done, self.r - 1))
+        if self._left > 0:
+            pad = np.zeros((*tail.shape[:-1], self._left), dtype=np.float32)
+            self._left = 0
+            tail = np.concatenate([tail, pad], axis=-1)
+        return tail
+
+
+def istft_blocks(
+    blocks: Iterable[np.ndarray], n_fft: int, hop: int, window: np.ndarray, length: int
+) -> Iterator[np.ndarray]:
+    """The samples of consecutive spectra [..., frames, F] (see :class:`OverlapAdd`)."""
+    ola = OverlapAdd(n_fft, hop, window, length)
+    for spec in blocks:
+        out = ola.push(spec)
         if out.shape[-1]:
             yield out
-        carry = ext[..., ext.shape[-3] - (r - 1) :, :, :]
-        done += g
-    if carry is None:
-        raise ValueError("istft_blocks: no frames")
-    # the last r - 1 slots hold only the tails of the last frames
-    tail = emit(overlap(carry, done, r - 1)) if r > 1 else carry[..., :0, 0, :]
+    tail = ola.finish()
     if tail.shape[-1]:
         yield tail
-    if left > 0:
-        yield np.zeros((*carry.shape[:-3], left), dtype=np.float32)
 
 
 class SampleQueue:

@@ -196,8 +196,12 @@ def _load_bundled(track: Track) -> StemSet:
 
 
 def _sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read 1 MB at a time (never remembered: a cache check)."""
+    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _cached_meta(folder: Path) -> dict[str, Any] | None:

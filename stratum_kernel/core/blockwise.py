@@ -8,10 +8,11 @@ the blocks of samples arrive in and however many frames are processed together:
 - **frames**: :func:`stft_blocks` computes each STFT frame from exactly its ``n_fft``
   samples of the zero-padded signal (the frames of :func:`~stratum_kernel.core.dsp.stft`),
   and :class:`OverlapAdd` overlap-adds frames in the order a whole-signal inverse does;
-- **products**: :func:`matmul_rows` multiplies in aligned tiles of :data:`ROW_TILE` rows,
-  because BLAS rounds a row differently depending on how many rows it multiplies at once
-  (OpenBLAS 0.3.31 on Haswell: gemm with fewer than 8 rows, and gemv, differ in the last
-  bit from a large product), so a frame's mel bands would depend on its block;
+- **products**: :func:`matmul_rows` multiplies in aligned tiles of :data:`ROW_TILE` rows
+  on one BLAS thread, because BLAS rounds a row differently depending on how many rows it
+  multiplies at once (OpenBLAS 0.3.31: gemm with fewer than 8 rows, and gemv, differ in
+  the last bit from a large product) and on its thread count; one thread also keeps these
+  small products from waiting on a second thread when the machine is busy (2-30x slower);
 - **context**: filters along time read the neighbours they need across block edges
   (:func:`median_filter_rows`), mirrored only at the ends of the whole signal.
 
@@ -27,22 +28,39 @@ import numpy as np
 
 #: Rows per matrix product in :func:`matmul_rows` (a multiple of BLAS's row blocking).
 ROW_TILE = 32
+_BLAS: list = []  # the threadpoolctl controller, made once (it scans the loaded libraries)
+
+
+def _one_blas_thread():
+    """A context in which BLAS uses one thread (threadpoolctl; a no-op without it)."""
+    import contextlib
+
+    if not _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS.append(ThreadpoolController())
+        except ImportError:
+            _BLAS.append(None)
+    ctl = _BLAS[0]
+    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
 
 
 def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` for ``a`` [R, K] and ``b`` [K, N], computed in tiles of :data:`ROW_TILE`
-    rows (the last one zero-padded), so that row ``i`` of the result does not depend on
-    the other rows: the same frames give the same values in any block whose first row is a
-    multiple of :data:`ROW_TILE` from the signal's start."""
+    rows (the last one zero-padded) on one BLAS thread, so that row ``i`` of the result does
+    not depend on the other rows nor on the machine's cores: the same frames give the same
+    values in any block whose first row is a multiple of :data:`ROW_TILE` from the start."""
     rows = a.shape[0]
     out = np.empty((rows, b.shape[1]), dtype=np.result_type(a.dtype, b.dtype))
     full = rows - rows % ROW_TILE
-    for s in range(0, full, ROW_TILE):
-        np.matmul(a[s : s + ROW_TILE], b, out=out[s : s + ROW_TILE])
-    if full < rows:
-        tile = np.zeros((ROW_TILE, a.shape[1]), dtype=a.dtype)
-        tile[: rows - full] = a[full:]
-        out[full:] = (tile @ b)[: rows - full]
+    with _one_blas_thread():
+        for s in range(0, full, ROW_TILE):
+            np.matmul(a[s : s + ROW_TILE], b, out=out[s : s + ROW_TILE])
+        if full < rows:
+            tile = np.zeros((ROW_TILE, a.shape[1]), dtype=a.dtype)
+            tile[: rows - full] = a[full:]
+            out[full:] = (tile @ b)[: rows - full]
     return out
 
 

@@ -2,7 +2,7 @@
 
 A seeded synthetic stereo 44.1 kHz track of the longest requested length is written to a
 temporary folder as 24-bit FLAC, one minute at a time (each minute is
-:func:`~stratum_kernel.bench.analysis.synthetic_song` with its own seed, so the music does
+:func:`~stratum_kernel.bench.songs.synthetic_song` with its own seed, so the music does
 not repeat exactly); the shorter lengths are its first minutes. For each length two
 measurements run, each in a fresh child process, so that one's memory cannot hide in
 another's:
@@ -42,7 +42,7 @@ def write_long_track(path: Path, minutes: int, sr: int = 44100, seed: int = 7) -
     memory used does not grow with the length)."""
     import soundfile as sf
 
-    from stratum_kernel.bench.analysis import synthetic_song
+    from stratum_kernel.bench.songs import synthetic_song
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with sf.SoundFile(path, "w", sr, 2, subtype="PCM_24", format="FLAC") as f:

@@ -51,7 +51,9 @@ class PreparedAudio:
 
 def _film_blocks(src: Path, sample_rate: int, first: int, stop: int | None, channels: int):
     """(source channels, blocks): ``src`` resampled to ``sample_rate``, samples
-    ``[first, stop)`` of that, with ``channels`` channels; float32 [channels, n] blocks."""
+    ``[first, stop)`` of that, with ``channels`` channels; float32 [channels, n] blocks.
+    Reading ends at ``stop``: the resampler's output up to there does not depend on what
+    follows, so a preview's audio is that of the whole film, without reading the track."""
     sr, source_channels, blocks = audio_blocks(src)
 
     def trimmed():
@@ -62,6 +64,8 @@ def _film_blocks(src: Path, sample_rate: int, first: int, stop: int | None, chan
             at += n
             if b > a:
                 yield downmix(block[:, a:b], channels)
+            if stop is not None and at >= stop:
+                break  # a preview's seconds: the rest of the track is not read
 
     return source_channels, trimmed()
 

@@ -6,6 +6,10 @@ hashes, or the separation backend) and :meth:`FeatureParams.digest`. A changed f
 parameter gives another key, so it is recomputed; a damaged file fails its checksum on
 load and is recomputed, never trusted. File digests are remembered under
 ``<cache>/features/hashes`` (see :mod:`stratum_kernel.core.digests`).
+
+Computing reads the files a block at a time: the mix, and the stems (bundled files, or
+separated ones through their cache, separated from the file in blocks when missing), so
+memory does not grow with the track's length.
 """
 
 from __future__ import annotations

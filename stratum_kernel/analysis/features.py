@@ -7,6 +7,13 @@ onset series per stem. Everything comes from ONE short-time Fourier transform of
 mix at 22.05 kHz and the mel spectrogram derived from it; the harmonic/percussive split is a
 median filter on that mel spectrogram, not on a 44.1 kHz STFT (10x cheaper).
 
+:func:`features_from_blocks` reads the mix and the stems a block at a time (an hour-long
+track never sits in memory, nor does its spectrogram: only the per-frame series, the mel
+bands being the largest at ~80 MB an hour), :data:`BLOCK_FRAMES` frames computed together;
+what needs the whole track (the MFCC floor, tempo, beats) runs over those series.
+:func:`compute_features` is the same on arrays; the series do not depend on the blocks
+(:mod:`stratum_kernel.core.blockwise`).
+
 :func:`frame_features` maps a track onto the video timeline (frame ``i`` at
 ``start + i / fps``) and scales level-like series against an :class:`AlbumReference`, so a
 quiet ballad stays quieter than the loudest single. :class:`FeatureCache` keeps results in

@@ -182,10 +182,11 @@ class OverlapAdd:
         win_sq = np.zeros((n_slots, hop), dtype=np.float32)
         for k in range(r):
             lo = max(0, k - first)  # slot first + j needs frame first + j - k >= 0
-            idx = np.arange(lo, n_slots) + (r - 1) - k
-            idx = idx[idx < frames.shape[-3]]
-            out[..., lo : lo + len(idx), :] += frames[..., idx, k, :]
-            win_sq[lo : lo + len(idx)] += self._w2[k]
+            a = lo + (r - 1) - k  # that frame's entry in ``frames``
+            b = min(n_slots + (r - 1) - k, frames.shape[-3])
+            if b > a:
+                out[..., lo : lo + b - a, :] += frames[..., a:b, k, :]
+                win_sq[lo : lo + b - a] += self._w2[k]
         out /= np.where(win_sq > 1e-6, win_sq, 1.0)
         return out
 

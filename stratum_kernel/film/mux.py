@@ -1,7 +1,8 @@
 """A film's sound and its joins: audio prepared once, segments and films joined as they are.
 
 The audio of a track (trimmed, resampled, loudness-normalised) is written once as a float
-WAV by :func:`prepare_audio` and encoded to AAC in the mux that joins the track's video
+WAV by :func:`prepare_audio`, in two passes over blocks of the file (measure, then write),
+and encoded to AAC in the mux that joins the track's video
 segments with the concat demuxer (no re-encode). The album film joins the track films'
 video the same way; its audio is encoded once from the tracks' WAVs, each padded or trimmed
 to its track's video length, because stream-copied AAC would carry each track's encoder

@@ -6,10 +6,10 @@ import pytest
 import soundfile as sf
 
 from stratum_kernel.audio import files as audio_io
+from stratum_kernel.audio.channels import downmix_matrix
 from stratum_kernel.audio.files import (
     AudioInfo,
     audio_info,
-    downmix_matrix,
     load_audio,
     resample,
     write_audio,

@@ -64,7 +64,7 @@ def _fresh(monkeypatch):
 def test_loads_the_saved_model_and_applies_it(weights, mix):
     from demucs.apply import apply_model
 
-    from stratum_kernel.audio.files import resample
+    from stratum_kernel.audio.resampling import resample
 
     sep = DemucsSeparator(weights)
     assert sep.sources == ["drums", "bass", "other", "vocals"] and sep.samplerate == 8000
@@ -98,7 +98,7 @@ def test_auto_backend_takes_demucs_when_weights_are_set(weights, mix, monkeypatc
     direct = DemucsSeparator(weights)(mix, SR)
     np.testing.assert_allclose(auto["drums"], direct["drums"], atol=1e-6)
     key = separation_key("auto")
-    assert key.startswith("demucs-v1-") and key == separation_key("demucs", weights)
+    assert key.startswith("demucs-v2-") and key == separation_key("demucs", weights)
     assert separation_key("dsp").startswith("dsp-")
 
 

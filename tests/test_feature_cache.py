@@ -19,6 +19,7 @@ from stratum_kernel.analysis.features import (
     FeatureParams,
     TrackFeatures,
     compute_features,
+    features_from_blocks,
 )
 from stratum_kernel.audio.album import load_album
 from stratum_kernel.core import digests
@@ -28,14 +29,14 @@ from tests.fixtures_audio import click_track, sine
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Counts calls of compute_features made by the cache."""
+    """Counts the analyses the cache runs (features_from_blocks: it reads files in blocks)."""
     calls = []
 
     def counting(*args, **kwargs):
         calls.append(kwargs.get("track_id"))
-        return compute_features(*args, **kwargs)
+        return features_from_blocks(*args, **kwargs)
 
-    monkeypatch.setattr(fc, "compute_features", counting)
+    monkeypatch.setattr(fc, "features_from_blocks", counting)
     return calls
 
 

@@ -431,7 +431,7 @@ def widget_stems() -> dict[str, np.ndarray]:
                          [("flac", False, 44100, 22050), ("wav", True, 44100, 22050),
                           ("flac", False, 8000, 8000)])
 def test_encode_preview(widget_stems, encoding, mono, sr, rate):
-    from stratum_kernel.audio.files import resample
+    from stratum_kernel.audio.resampling import resample
     from stratum_kernel.studio.mixer_widget import encode_preview
 
     y = widget_stems["bass"] if sr == 44100 else album_stems(120.0, 0.5, sr)["bass"]

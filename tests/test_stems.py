@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from stratum_kernel.audio import dsp_separator as dsp
 from stratum_kernel.audio import stems as st
 from stratum_kernel.audio.album import load_album
 from stratum_kernel.audio.stems import (
@@ -46,9 +47,9 @@ def test_dsp_stems_sum_to_the_mix(channels, sr, rng):
 
 def test_stft_roundtrip_is_exact():
     x = np.random.default_rng(0).standard_normal((2, 5000)).astype(np.float32)
-    spec = st._stft(x, 512, 128)
+    spec = dsp._stft(x, 512, 128)
     assert spec.shape == (2, 1 + 5000 // 128, 257)
-    np.testing.assert_allclose(st._istft(spec, 512, 128, 5000), x, atol=1e-5)
+    np.testing.assert_allclose(dsp._istft(spec, 512, 128, 5000), x, atol=1e-5)
 
 
 def _kick_train(sr: int, duration: float, period: float = 0.5) -> np.ndarray:
@@ -117,7 +118,7 @@ def test_backend_choice_and_errors(monkeypatch, tmp_path):
         separate(y, 22050, backend="demucs", weights=tmp_path / "missing.th")
     auto = separate(y, 22050, backend="auto")
     np.testing.assert_array_equal(auto["bass"], separate_dsp(y, 22050)["bass"])
-    assert separation_key("auto").startswith("dsp-v1-")
+    assert separation_key("auto").startswith("dsp-v2-")
     assert separation_key("dsp") == separation_key("auto")
     with pytest.raises(AudioError):
         separate(np.zeros((2, 0), np.float32), 22050, backend="dsp")
@@ -146,14 +147,20 @@ def plain_track(make_album):
 
 @pytest.fixture
 def separations(monkeypatch):
+    """Counts separations: in memory (``separate``) or from the file in blocks (DSP)."""
     calls = []
-    real = st.separate
+    real, real_blocks = st.separate, st.separate_dsp_blocks
 
     def counting(y, sr, **kwargs):
         calls.append(kwargs.get("backend"))
         return real(y, sr, **kwargs)
 
+    def counting_blocks(open_blocks, sr, **kwargs):
+        calls.append("dsp")
+        return real_blocks(open_blocks, sr, **kwargs)
+
     monkeypatch.setattr(st, "separate", counting)
+    monkeypatch.setattr(st, "separate_dsp_blocks", counting_blocks)
     return calls
 
 

@@ -17,14 +17,8 @@ import pytest
 import soundfile as sf
 
 from stratum_kernel.audio.album import RESERVED_IDS, load_album
-from stratum_kernel.audio.files import (
-    CHANNEL_LAYOUTS,
-    audio_info,
-    downmix,
-    downmix_matrix,
-    load_audio,
-    write_audio,
-)
+from stratum_kernel.audio.channels import CHANNEL_LAYOUTS, downmix, downmix_matrix
+from stratum_kernel.audio.files import audio_info, load_audio, write_audio
 from stratum_kernel.core.errors import AudioError, ConfigError
 from stratum_kernel.film.encode import ffmpeg_exe
 from stratum_kernel.render.verify import verify_run
@@ -179,7 +173,7 @@ def test_a_full_disk_names_the_folder_and_the_fix(tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise soundfile.LibsndfileError(2, "System error.")
 
-    monkeypatch.setattr(soundfile, "write", full)
+    monkeypatch.setattr(soundfile.SoundFile, "write", full)  # audio is written in blocks
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9,
                                                                                  4096))
     with pytest.raises(AudioError, match=r"out.wav: could not write audio: no space left on "

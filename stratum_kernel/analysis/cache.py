@@ -6,6 +6,10 @@ hashes, or the separation backend) and :meth:`FeatureParams.digest`. A changed f
 parameter gives another key, so it is recomputed; a damaged file fails its checksum on
 load and is recomputed, never trusted. File digests are remembered under
 ``<cache>/features/hashes`` (see :mod:`stratum_kernel.core.digests`).
+
+Computing reads the files a block at a time: the mix, and the stems (bundled files, or
+separated ones through their cache, separated from the file in blocks when missing), so
+memory does not grow with the track's length.
 """
 
 from __future__ import annotations
@@ -24,18 +28,18 @@ from stratum_kernel.analysis.features import (
     FeatureCacheError,
     FeatureParams,
     TrackFeatures,
-    compute_features,
+    features_from_blocks,
 )
 from stratum_kernel.analysis.frames import AlbumReference, album_reference, frame_features
 from stratum_kernel.audio.album import Album, Track, load_album
-from stratum_kernel.audio.files import load_audio
-from stratum_kernel.audio.stems import StemSet, load_stems, separation_key
+from stratum_kernel.audio.files import audio_blocks
+from stratum_kernel.audio.stems import StemSet, separation_key, stem_streams
 from stratum_kernel.core.character import TrackCharacter
 from stratum_kernel.core.digests import file_sha256
 from stratum_kernel.core.errors import ConfigError
 from stratum_kernel.core.paths import cache_dir
 from stratum_kernel.core.progress import PREFIX, resolve_mode
-from stratum_kernel.core.timeline import FrameFeatures
+from stratum_kernel.core.timeline import STEM_NAMES, FrameFeatures
 
 log = logging.getLogger(__name__)
 
@@ -114,26 +118,37 @@ class FeatureCache:
             except FeatureCacheError as err:
                 log.warning("%s; recomputing", err)
             path.unlink(missing_ok=True)
-        y, sr = load_audio(track.audio_path)
-        stem_set = None
+        # The mix and the stems are read a block at a time, so memory does not grow with
+        # the track's length (separated stems go through their cache files).
+        sr, _, blocks = audio_blocks(track.audio_path)
+        stem_blocks, stems_sr, source = None, None, None
         if plan == "given":
-            stem_set = stems
+            assert isinstance(stems, StemSet)
+            stem_blocks = {s: iter([a]) for s, a in stems.stems.items()}
+            stems_sr, source = stems.sr, stems.source
         elif plan == "load":
-            stem_set = load_stems(track, cache_root=self.stems_root, backend=stems_backend,
-                                  audio=(y, sr))
-        tf = compute_features(
-            y,
+            streams = stem_streams(track, cache_root=self.stems_root, backend=stems_backend)
+            stem_blocks = {s: _lazy(streams.blocks, s) for s in STEM_NAMES}
+            stems_sr, source = streams.sr, streams.source
+        tf = features_from_blocks(
+            blocks,
             sr,
             params=params,
             bpm_prior=track.bpm,
-            stems=stem_set.stems if stem_set is not None else None,
-            stems_sr=stem_set.sr if stem_set is not None else None,
-            stem_source=stem_set.source if stem_set is not None else None,
+            stems=stem_blocks,
+            stems_sr=stems_sr,
+            stem_source=source,
             track_id=track.id,
         )
         if path is not None:
             tf.save(path)
         return tf
+
+
+def _lazy(open_blocks, name: str):
+    """The blocks of ``open_blocks(name)``, opened when first read (one file open at a
+    time)."""
+    yield from open_blocks(name)
 
 
 @dataclass

@@ -7,6 +7,13 @@ onset series per stem. Everything comes from ONE short-time Fourier transform of
 mix at 22.05 kHz and the mel spectrogram derived from it; the harmonic/percussive split is a
 median filter on that mel spectrogram, not on a 44.1 kHz STFT (10x cheaper).
 
+:func:`features_from_blocks` reads the mix and the stems a block at a time (an hour-long
+track never sits in memory, nor does its spectrogram: only the per-frame series, the mel
+bands being the largest at ~80 MB an hour), :data:`BLOCK_FRAMES` frames computed together;
+what needs the whole track (the MFCC floor, tempo, beats) runs over those series.
+:func:`compute_features` is the same on arrays; the series do not depend on the blocks
+(:mod:`stratum_kernel.core.blockwise`).
+
 :func:`frame_features` maps a track onto the video timeline (frame ``i`` at
 ``start + i / fps``) and scales level-like series against an :class:`AlbumReference`, so a
 quiet ballad stays quieter than the loudest single. :class:`FeatureCache` keeps results in
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,14 +36,26 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stratum_kernel.analysis.tempo import estimate_tempo, track_beats
-from stratum_kernel.audio.files import downmix, resample
-from stratum_kernel.core.dsp import fit_length, median_filter_axis, stft_magnitude
+from stratum_kernel.audio.channels import downmix
+from stratum_kernel.audio.resampling import resample_blocks
+from stratum_kernel.core.blockwise import (
+    fit_blocks,
+    matmul_rows,
+    median_filter_rows,
+    row_blocks,
+    stft_blocks,
+)
+from stratum_kernel.core.dsp import fit_length, hann, median_filter_axis
 from stratum_kernel.core.errors import AudioError
 from stratum_kernel.core.paths import atomic_path
 from stratum_kernel.core.timeline import STEM_NAMES
 
 # Bump when the meaning of any stored series changes: it is part of every cache key.
-FEATURES_VERSION = 1
+# 2: computed block by block (products in aligned tiles; values differ in the last bits).
+FEATURES_VERSION = 2
+#: Analysis frames computed together (about 24 s at 22.05 kHz / hop 512); a multiple of
+#: ROW_TILE. Memory per block, not per track; the series do not depend on it.
+BLOCK_FRAMES = 1024
 # Series that measure "how much": scaled by an album-wide reference level.
 LEVEL_SERIES = ("rms", "onset", "harmonic", "percussive")
 # Series that measure "what kind": mapped from an album-wide (lo, hi) range of their log.
@@ -233,20 +253,22 @@ def _to_mono(y: np.ndarray, what: str) -> np.ndarray:
         y = y[0] if y.shape[0] == 1 else np.add.reduce(y, axis=0) * np.float32(1 / y.shape[0])
     if y.ndim != 1:
         raise ValueError(f"{what}: audio must be [channels, samples] or [samples], got {y.shape}")
-    if y.size == 0:
-        raise AudioError(f"{what}: contains no audio (0 samples)")
     if not np.isfinite(y).all():
         raise AudioError(f"{what}: audio contains NaN or infinite samples; re-export the file")
     return y
 
 
-def _resampled(y: np.ndarray, sr: int, target: int) -> np.ndarray:
-    """``y`` ([samples] or [rows, samples]) resampled from ``sr`` to ``target`` Hz (soxr)."""
-    if sr == target:
-        return y
-    rows = y.reshape(-1, y.shape[-1])
-    out = np.stack([resample(row[None, :], int(sr), int(target))[0] for row in rows])
-    return out.reshape((*y.shape[:-1], -1))
+def _mono_blocks(blocks: Iterable[np.ndarray], sr: int, target: int, what: str, count: list):
+    """The mono mix of a stream of [channels, n] blocks at ``sr``, resampled to ``target``
+    Hz; ``count`` receives [samples in, samples out] when the stream ends."""
+    def mono():
+        for block in blocks:
+            count[0] += block.shape[-1]
+            yield _to_mono(block, what)[None, :]
+
+    for out in resample_blocks(mono(), int(sr), int(target)):
+        count[1] += out.shape[-1]
+        yield out[0]
 
 
 def _window_rms(power: np.ndarray, n_fft: int) -> np.ndarray:
@@ -256,42 +278,60 @@ def _window_rms(power: np.ndarray, n_fft: int) -> np.ndarray:
     return np.sqrt(np.maximum(total, 0.0) / (n_fft * n_fft * 0.375)).astype(np.float32)
 
 
-def _onset_from_mel(mel: np.ndarray, params: FeatureParams, n_fft: int) -> np.ndarray:
-    """float32 [..., T]: mean positive flux of power-law compressed mel magnitudes
-    (``mel``: power [..., T, bands]).
+def _flux(mel: np.ndarray, params: FeatureParams) -> np.ndarray:
+    """float32 [T-1]: mean positive difference between consecutive frames of power-law
+    compressed mel magnitudes (``mel``: power [T, bands])."""
+    # The floor (about -100 dB re a full-scale tone) keeps FFT rounding noise, which
+    # compression would magnify, out of the flux.
+    comp = np.maximum(mel, np.float32(_ONSET_FLOOR)) ** np.float32(params.onset_compression / 2.0)
+    return np.maximum(np.diff(comp, axis=0), 0.0).mean(axis=-1)
+
+
+def _onset_from_flux(flux: np.ndarray, n: int, params: FeatureParams, n_fft: int) -> np.ndarray:
+    """float32 [n]: the onset series from the flux between frames [n - 1].
 
     Flux is proportional to level**compression, so a quieter track has weaker onsets. A
     Hann-windowed frame starts to see a transient about ``n_fft / 4`` samples before its
     centre, so the flux is delayed by ``n_fft // (4 * hop)`` frames to put the peak on the
     frame nearest the transient (checked with clicks on and between hops).
     """
-    # The floor (about -100 dB re a full-scale tone) keeps FFT rounding noise, which
-    # compression would magnify, out of the flux.
-    comp = np.maximum(mel, np.float32(_ONSET_FLOOR)) ** np.float32(params.onset_compression / 2.0)
-    flux = np.maximum(np.diff(comp, axis=-2), 0.0).mean(axis=-1)
     delay = 1 + n_fft // (4 * params.hop_length)
-    n = mel.shape[-2]
-    out = np.zeros((*mel.shape[:-2], n), dtype=np.float32)
-    out[..., delay:] = flux[..., : max(0, n - delay)]
+    out = np.zeros(n, dtype=np.float32)
+    out[delay:] = flux[: max(0, n - delay)]
     return out
+
+
+def _onset_from_mel(mel: np.ndarray, params: FeatureParams, n_fft: int) -> np.ndarray:
+    """float32 [T]: onset strength from mel power [T, bands] (see :func:`_onset_from_flux`),
+    computed :data:`BLOCK_FRAMES` frames at a time."""
+    n = mel.shape[0]
+    flux = [_flux(mel[a : min(n, b + 1)], params)
+            for a, b in row_blocks(max(n - 1, 0), BLOCK_FRAMES)]
+    flux_all = np.concatenate(flux) if flux else np.zeros(0, np.float32)
+    return _onset_from_flux(flux_all, n, params, n_fft)
 
 
 def _harmonic_fraction(mel: np.ndarray, kernel: int) -> np.ndarray:
     """float32 [T] in [0, 1]: the harmonic share of each frame's power, from soft HPSS
     masks on ``mel`` [T, bands] with adjacent bands pooled in pairs (half the cost; the
     split only feeds two energy curves): median along time (``kernel`` frames) finds
-    sustained tones, median along frequency (``kernel // 2`` bands) transients."""
+    sustained tones, median along frequency (``kernel // 2`` bands) transients. Computed
+    :data:`BLOCK_FRAMES` frames at a time, each reading its neighbours."""
     pooled = mel[:, 0::2] + mel[:, 1::2] if mel.shape[1] % 2 == 0 else mel
-    # float64 and a tiny floor keep the split independent of level (quiet stays quiet)
-    harm = median_filter_axis(np.ascontiguousarray(pooled.T), kernel, axis=1).T.astype(np.float64)
-    perc = median_filter_axis(pooled, (kernel // 2) | 1, axis=1).astype(np.float64)
-    denom = harm**2 + perc**2
-    mask = np.divide(harm**2, denom, out=np.full_like(denom, 0.5), where=denom > _TINY)
-    total = pooled.sum(axis=1, dtype=np.float64)
-    frac = np.divide(
-        (pooled * mask).sum(axis=1), total, out=np.full_like(total, 0.5), where=total > _TINY
-    )
-    return frac.astype(np.float32)
+    out = np.empty(mel.shape[0], dtype=np.float32)
+    for a, b in row_blocks(mel.shape[0], BLOCK_FRAMES):
+        part = pooled[a:b]
+        # float64 and a tiny floor keep the split independent of level (quiet stays quiet)
+        harm = median_filter_rows(pooled, kernel, a, b).astype(np.float64)
+        perc = median_filter_axis(part, (kernel // 2) | 1, axis=1).astype(np.float64)
+        denom = harm**2 + perc**2
+        mask = np.divide(harm**2, denom, out=np.full_like(denom, 0.5), where=denom > _TINY)
+        total = part.sum(axis=1, dtype=np.float64)
+        frac = np.divide(
+            (part * mask).sum(axis=1), total, out=np.full_like(total, 0.5), where=total > _TINY
+        )
+        out[a:b] = frac
+    return out
 
 
 def _tempo_and_beats(
@@ -307,35 +347,139 @@ def _tempo_and_beats(
     return estimate, tempo, frames.astype(np.float64) / params.rate
 
 
+def _db(mel: np.ndarray) -> np.ndarray:
+    return 10.0 * np.log10(np.maximum(mel, 1e-10))
+
+
 def _mfcc(mel: np.ndarray, n_mfcc: int) -> np.ndarray:
     """float32 [n_mfcc, T] from mel power [T, bands]: DCT-II (orthonormal) of dB values
-    floored 80 dB below the track's peak, as ``librosa.feature.mfcc(S=power_to_db(mel))``."""
+    floored 80 dB below the track's peak, as ``librosa.feature.mfcc(S=power_to_db(mel))``;
+    :data:`BLOCK_FRAMES` frames at a time (the peak first, over all of them)."""
     import scipy.fft
 
-    db = 10.0 * np.log10(np.maximum(mel, 1e-10))
-    db = np.maximum(db, db.max() - 80.0)
-    return scipy.fft.dct(db, type=2, axis=1, norm="ortho")[:, :n_mfcc].T.astype(np.float32)
+    blocks = list(row_blocks(mel.shape[0], BLOCK_FRAMES))
+    peak = max(float(_db(mel[a:b]).max()) for a, b in blocks)
+    out = np.empty((n_mfcc, mel.shape[0]), dtype=np.float32)
+    for a, b in blocks:
+        db = np.maximum(_db(mel[a:b]), peak - 80.0)
+        out[:, a:b] = scipy.fft.dct(db, type=2, axis=1, norm="ortho")[:, :n_mfcc].T
+    return out
 
 
-def _stem_features(
-    stems: dict[str, np.ndarray], sr: int, length: int, params: FeatureParams
-) -> dict[str, dict[str, np.ndarray]]:
-    """Envelope (RMS) and onset series per stem, on the mix's frames: the stems are
-    resampled and trimmed or zero-padded to the mix's ``length`` analysis samples."""
+def _spectra(samples: Iterable[np.ndarray], n_fft: int, hop: int):
+    """(first frame, power [g, F], magnitude [g, F]) of a mono stream's STFT (periodic
+    Hann, frames centred on multiples of ``hop``), :data:`BLOCK_FRAMES` at a time."""
+    for first, spec in stft_blocks(samples, n_fft, hop, hann(n_fft), BLOCK_FRAMES):
+        mag = np.abs(spec)
+        yield first, mag * mag, mag
+
+
+def _stem_series(
+    blocks: Iterable[np.ndarray], sr: int, length: int, params: FeatureParams, what: str
+) -> dict[str, np.ndarray]:
+    """'envelope' (RMS) and 'onset' float32 [T] of one stem's stream at ``sr``, on the
+    mix's frames: mono, resampled, cut or zero-padded to the mix's ``length`` samples."""
     import librosa
 
+    fb_t = librosa.filters.mel(sr=params.sr, n_fft=params.stem_n_fft,
+                               n_mels=params.stem_n_mels).T
+    samples = fit_blocks(_mono_blocks(blocks, sr, params.sr, what, [0, 0]), length)
+    env, flux, last = [], [], None
+    for _, power, _ in _spectra(samples, params.stem_n_fft, params.hop_length):
+        mel = matmul_rows(power, fb_t)
+        env.append(_window_rms(power, params.stem_n_fft))
+        flux.append(_flux(mel if last is None else np.concatenate([last, mel]), params))
+        last = mel[-1:]
+    envelope = np.concatenate(env)
+    onset = _onset_from_flux(np.concatenate(flux), len(envelope), params, params.stem_n_fft)
+    return {"envelope": envelope, "onset": onset}
+
+
+def features_from_blocks(
+    blocks: Iterable[np.ndarray],
+    sr: int,
+    *,
+    params: FeatureParams | None = None,
+    bpm_prior: float | None = None,
+    stems: dict[str, Iterable[np.ndarray]] | None = None,
+    stems_sr: int | None = None,
+    stem_source: str | None = None,
+    track_id: str = "",
+) -> TrackFeatures:
+    """Features of one track read a block at a time (see :func:`compute_features`).
+
+    ``blocks``: the mix as float32 [channels, n] blocks of any sizes at ``sr`` Hz;
+    ``stems``: {stem: its blocks at ``stems_sr``}, each as long as the mix (cut or padded
+    to it), read after the mix. Memory holds a block and the series: per analysis frame
+    the 128 mel bands and a few numbers (about 80 MB for an hour), never the signal or its
+    spectrogram. The result does not depend on the block sizes.
+    """
+    import librosa
+
+    params = params or FeatureParams()
+    what = f"track {track_id!r}" if track_id else "audio"
+    source = (stem_source or "bundled") if stems else "none"
+    if source not in STEM_ORIGINS:
+        raise ValueError(f"stem_source must be one of {STEM_ORIGINS}, got {source!r}")
+    fb_t = librosa.filters.mel(sr=params.sr, n_fft=params.n_fft, n_mels=params.n_mels).T
+    chroma_t = librosa.filters.chroma(sr=params.sr, n_fft=params.n_fft, tuning=0.0).T
+    freqs = np.linspace(0.0, params.sr / 2.0, fb_t.shape[0], dtype=np.float32)[:, None]
+    count = [0, 0]
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("mel", "chroma", "centroid", "rms")}
+    for _, power, mag in _spectra(_mono_blocks(blocks, sr, params.sr, what, count),
+                                  params.n_fft, params.hop_length):
+        mag_sum = mag.sum(axis=1)
+        parts["centroid"].append(np.divide(matmul_rows(mag, freqs)[:, 0], mag_sum,
+                                           out=np.zeros_like(mag_sum),
+                                           where=mag_sum > np.float32(1e-30)))
+        parts["mel"].append(matmul_rows(power, fb_t))
+        chroma = matmul_rows(power, chroma_t)
+        parts["chroma"].append(chroma / np.maximum(chroma.max(axis=1, keepdims=True),
+                                                   np.float32(1e-30)))
+        parts["rms"].append(_window_rms(power, params.n_fft))
+    if count[0] == 0:
+        raise AudioError(f"{what}: contains no audio (0 samples)")
+    mel = np.concatenate(parts.pop("mel"))  # [T, n_mels]
+    series = {k: np.concatenate(v) for k, v in parts.items()}
+    # Flatness on the (Slaney-normalised) mel bands: white noise is flat there too, and
+    # 128 bands cost a sixteenth of the 1025 FFT bins.
+    flatness = np.empty(mel.shape[0], dtype=np.float32)
+    for a, b in row_blocks(mel.shape[0], BLOCK_FRAMES):
+        floor = np.maximum(mel[a:b], _EPS)
+        flat = np.exp(np.log(floor).mean(axis=1)) / floor.mean(axis=1)
+        flatness[a:b] = np.where(mel[a:b].mean(axis=1) > _EPS * 10, flat, 0.0)
+    onset = _onset_from_mel(mel, params, params.n_fft)
+    rms = series["rms"]
+    harm_frac = _harmonic_fraction(mel, params.hpss_kernel)
+    estimate, tempo, beats = _tempo_and_beats(onset, params, bpm_prior)
+    series = {
+        "rms": rms,
+        "centroid": series["centroid"].astype(np.float32),
+        "flatness": flatness,
+        "onset": onset,
+        "harmonic": (rms * np.sqrt(harm_frac)).astype(np.float32),
+        "percussive": (rms * np.sqrt(1.0 - harm_frac)).astype(np.float32),
+        "mfcc": _mfcc(mel, params.n_mfcc),
+        "chroma": np.ascontiguousarray(series["chroma"].T, dtype=np.float32),
+    }
+    del mel
+    stems = stems or {}
     names = [s for s in STEM_NAMES if s in stems] + sorted(set(stems) - set(STEM_NAMES))
-    singles = [_to_mono(stems[s], f"stem {s!r}") for s in names]
-    # stems exported a few ms shorter or longer than the mix (as DAWs do) line up at 0
-    longest = max(len(m) for m in singles)
-    mono = np.stack([fit_length(m, longest) for m in singles])
-    mono = fit_length(_resampled(mono, sr, params.sr), length)
-    mag = stft_magnitude(mono, params.stem_n_fft, params.hop_length)  # [S, T, F]
-    power = mag * mag
-    fb = librosa.filters.mel(sr=params.sr, n_fft=params.stem_n_fft, n_mels=params.stem_n_mels)
-    onset = _onset_from_mel(power @ fb.T, params, params.stem_n_fft)
-    env = _window_rms(power, params.stem_n_fft)
-    return {s: {"envelope": env[i], "onset": onset[i]} for i, s in enumerate(names)}
+    stem_series = {s: _stem_series(stems[s], stems_sr or sr, count[1], params, f"stem {s!r}")
+                   for s in names}
+    return TrackFeatures(
+        track_id=track_id,
+        duration=count[0] / float(sr),
+        sr=params.sr,
+        hop=params.hop_length,
+        series=series,
+        tempo_estimate=estimate,
+        tempo=tempo,
+        beats=beats,
+        stems=stem_series,
+        stem_source=source,
+        params_digest=params.digest(),
+    )
 
 
 def compute_features(
@@ -363,6 +507,7 @@ def compute_features(
         Tracklist tempo: centre of the tempo prior and the tempo of the beat grid.
     stems : {stem: float32 [channels, samples]}, optional
         Stems at ``stems_sr`` (default ``sr``); each gets 'envelope' and 'onset' series.
+        Stems a few ms shorter or longer than the others (as DAWs export them) line up at 0.
     stem_source : str, optional
         Where the stems came from ('bundled', 'dsp', 'demucs'); 'none' without stems.
     track_id : str
@@ -371,63 +516,22 @@ def compute_features(
     Returns
     -------
     TrackFeatures
-        Series of length ``T = 1 + samples_at_analysis_rate // hop``.
+        Series of length ``T = 1 + samples_at_analysis_rate // hop``; the same values as
+        :func:`features_from_blocks` on the same audio cut into blocks.
     """
-    import librosa
-
-    params = params or FeatureParams()
-    mono = _to_mono(y, f"track {track_id!r}" if track_id else "audio")
-    duration = mono.shape[-1] / float(sr)
-    x = _resampled(mono, sr, params.sr)
-    mag = stft_magnitude(x, params.n_fft, params.hop_length)  # [T, F]
-    power = mag * mag
-    freqs = np.linspace(0.0, params.sr / 2.0, mag.shape[1], dtype=np.float32)
-    mag_sum = mag.sum(axis=1)
-    centroid = np.divide(
-        mag @ freqs, mag_sum, out=np.zeros_like(mag_sum), where=mag_sum > np.float32(1e-30)
-    )
-    fb = librosa.filters.mel(sr=params.sr, n_fft=params.n_fft, n_mels=params.n_mels)
-    mel = power @ fb.T  # [T, n_mels]
-    # Flatness on the (Slaney-normalised) mel bands: white noise is flat there too, and
-    # 128 bands cost a sixteenth of the 1025 FFT bins.
-    mel_floor = np.maximum(mel, _EPS)
-    flatness = np.exp(np.log(mel_floor).mean(axis=1)) / mel_floor.mean(axis=1)
-    flatness = np.where(mel.mean(axis=1) > _EPS * 10, flatness, 0.0)
-    mfcc = _mfcc(mel, params.n_mfcc)
-    chroma_fb = librosa.filters.chroma(sr=params.sr, n_fft=params.n_fft, tuning=0.0)
-    chroma = (power @ chroma_fb.T).T
-    chroma /= np.maximum(chroma.max(axis=0, keepdims=True), np.float32(1e-30))
-    onset = _onset_from_mel(mel, params, params.n_fft)
-    rms = _window_rms(power, params.n_fft)
-    harm_frac = _harmonic_fraction(mel, params.hpss_kernel)
-    estimate, tempo, beats = _tempo_and_beats(onset, params, bpm_prior)
-    series = {
-        "rms": rms,
-        "centroid": centroid.astype(np.float32),
-        "flatness": flatness.astype(np.float32),
-        "onset": onset,
-        "harmonic": (rms * np.sqrt(harm_frac)).astype(np.float32),
-        "percussive": (rms * np.sqrt(1.0 - harm_frac)).astype(np.float32),
-        "mfcc": mfcc,
-        "chroma": chroma.astype(np.float32),
-    }
-    stem_series = _stem_features(stems, stems_sr or sr, len(x), params) if stems else {}
-    source = (stem_source or "bundled") if stems else "none"
-    if source not in STEM_ORIGINS:
-        raise ValueError(f"stem_source must be one of {STEM_ORIGINS}, got {source!r}")
-    return TrackFeatures(
-        track_id=track_id,
-        duration=duration,
-        sr=params.sr,
-        hop=params.hop_length,
-        series=series,
-        tempo_estimate=estimate,
-        tempo=tempo,
-        beats=beats,
-        stems=stem_series,
-        stem_source=source,
-        params_digest=params.digest(),
-    )
+    y = np.asarray(y, dtype=np.float32)
+    blocks = [y if y.ndim == 2 else y[None, :]] if y.ndim in (1, 2) else [y]
+    if y.shape[-1] == 0:
+        raise AudioError(f"{f'track {track_id!r}' if track_id else 'audio'}: contains no audio "
+                         "(0 samples)")
+    stem_blocks = None
+    if stems:
+        longest = max(np.asarray(a).shape[-1] for a in stems.values())
+        stem_blocks = {s: [np.atleast_2d(fit_length(np.asarray(a, np.float32), longest))]
+                       for s, a in stems.items()}
+    return features_from_blocks(blocks, sr, params=params, bpm_prior=bpm_prior,
+                                stems=stem_blocks, stems_sr=stems_sr, stem_source=stem_source,
+                                track_id=track_id)
 
 
 def warm_numba_cache() -> None:

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from stratum_kernel.audio.files import check_audio, resample
+from stratum_kernel.audio.files import check_audio
+from stratum_kernel.audio.resampling import resample
 from stratum_kernel.core.errors import ModelError
 from stratum_kernel.core.paths import atomic_path
 from stratum_kernel.core.timeline import STEM_NAMES

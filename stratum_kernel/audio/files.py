@@ -4,8 +4,11 @@ Everything in stratum reads audio through :func:`load_audio`, which always retur
 ``float32 [channels, samples]`` (2-D, even for mono) and the sample rate. WAV (8/16/24/32-bit
 integer and float), FLAC, Ogg (Vorbis, Opus), MP3, AIFF and friends go through libsndfile
 (``soundfile``); whatever libsndfile cannot open (AAC/M4A, WMA, ...) is decoded by the
-ffmpeg binary that ships with ``imageio-ffmpeg``. Resampling uses soxr when installed, else
-scipy's polyphase filter; both are deterministic.
+ffmpeg binary that ships with ``imageio-ffmpeg``.
+
+Long tracks are read a block at a time with :func:`audio_blocks` (same checks, same
+samples; ffmpeg's output is read from its pipe as it decodes) and written a block at a
+time with :class:`AudioWriter`; :mod:`stratum_kernel.audio.resampling` converts rates.
 
 Damaged files never surface as a library traceback: a missing, empty, unreadable,
 truncated or silent-because-empty file raises :class:`~stratum_kernel.core.errors.AudioError`
@@ -15,6 +18,7 @@ whose message starts with the file's path and says what to do.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import struct
@@ -24,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from stratum_kernel.audio.channels import downmix
+from stratum_kernel.audio.resampling import resample
 from stratum_kernel.core.errors import AudioError
 from stratum_kernel.core.ffmpeg import ffmpeg_exe
-from stratum_kernel.core.paths import atomic_path
+from stratum_kernel.core.paths import temp_sibling
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +63,6 @@ _INT_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32"})
 # Sample rates a file may declare: anything else is a damaged header (a 1 Hz header would
 # have the resampler allocate terabytes).
 RATE_RANGE = (4000, 768_000)
-
-#: What the channels of a 3–8 channel file are, in the order the FLAC format defines them
-#: (and WAV's WAVE_FORMAT_EXTENSIBLE stores 5.0, 5.1, 6.1 and 7.1; ffmpeg reads those the
-#: same way). A file's own channel mask is not read: a 3- or 4-channel file is taken as
-#: L R C or quad, as FLAC defines them (ffmpeg guesses 2.1 and 4.0 for a WAV without mask).
-CHANNEL_LAYOUTS: dict[int, tuple[str, ...]] = {
-    3: ("L", "R", "C"),
-    4: ("L", "R", "Ls", "Rs"),
-    5: ("L", "R", "C", "Ls", "Rs"),
-    6: ("L", "R", "C", "LFE", "Ls", "Rs"),
-    7: ("L", "R", "C", "LFE", "Cs", "Ls", "Rs"),
-    8: ("L", "R", "C", "LFE", "Ls", "Rs", "Lss", "Rss"),
-}
-_TO_LEFT = {"L": 1.0, "C": 0.7071, "Ls": 0.7071, "Lss": 0.7071, "Cs": 0.5}
-_TO_RIGHT = {"R": 1.0, "C": 0.7071, "Rs": 0.7071, "Rss": 0.7071, "Cs": 0.5}
 
 # libsndfile logs "data : <declared> (should be <present>)" for a WAV cut short.
 _DATA_SHORTFALL = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
@@ -159,66 +150,133 @@ def _ffmpeg_exe() -> str:
     return ffmpeg_exe(AudioError, "decode this kind of audio")
 
 
-def _parse_wav_stream(path: Path, data: bytes) -> tuple[np.ndarray, int]:
-    """Parse ffmpeg's float WAV output (data size may be 'unknown'): [channels, n], sr."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+def _wav_header(path: Path, read) -> tuple[int, int, int]:
+    """(channels, sr, data bytes or -1 for 'unknown') from a WAV stream whose next bytes
+    ``read(n)`` returns, leaving it at the first sample (ffmpeg's output to a pipe)."""
+    head = read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         raise _not_audio(path, "ffmpeg produced no audio")
-    pos, channels, sr = 12, None, None
-    while pos + 8 <= len(data):
-        tag, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
-        body = pos + 8
-        if tag == b"fmt ":
-            _fmt, channels, sr = struct.unpack("<HHI", data[body : body + 8])
-        elif tag == b"data":
+    channels = sr = None
+    while True:
+        chunk = read(8)
+        if len(chunk) < 8:
+            break
+        tag, size = chunk[:4], struct.unpack("<I", chunk[4:8])[0]
+        if tag == b"data":
             if channels is None or sr is None:
                 break
-            end = len(data) if size in _STREAMING_SIZES else min(len(data), body + size)
-            raw = data[body:end]
-            raw = raw[: len(raw) - len(raw) % (4 * channels)]
-            y = np.frombuffer(raw, dtype="<f4").reshape(-1, channels).T
-            return np.ascontiguousarray(y, dtype=np.float32), int(sr)
-        pos = body + size + (size & 1)
+            return channels, sr, -1 if size in _STREAMING_SIZES else size
+        body = read(size + (size & 1)) if size not in _STREAMING_SIZES else b""
+        if tag == b"fmt ":
+            _fmt, channels, sr = struct.unpack("<HHI", body[:8])
     raise _not_audio(path, "ffmpeg output had no audio stream")
 
 
-def _ffmpeg_decode(path: Path, sf_error: str | None = None) -> tuple[np.ndarray, int, str]:
-    """Decode any file ffmpeg understands to float32 [channels, samples].
+def _parse_wav_stream(path: Path, data: bytes) -> tuple[np.ndarray, int]:
+    """Parse ffmpeg's float WAV output (data size may be 'unknown'): [channels, n], sr."""
+    import io
+
+    stream = io.BytesIO(data)
+    channels, sr, size = _wav_header(path, stream.read)
+    raw = stream.read() if size < 0 else stream.read(size)
+    raw = raw[: len(raw) - len(raw) % (4 * channels)]
+    y = np.frombuffer(raw, dtype="<f4").reshape(-1, channels).T
+    return np.ascontiguousarray(y, dtype=np.float32), int(sr)
+
+
+def _ffmpeg_stream(path: Path, sf_error: str | None, block_frames: int):
+    """Decode any file ffmpeg understands, read from its pipe as it goes: (sr, channels,
+    label, generator of float32 [channels, n] blocks of ``block_frames``).
 
     ``sf_error``: why libsndfile refused the file, repeated in the error if ffmpeg fails too.
+    The label ('ffmpeg aac') is known once the stream has ended.
     """
+    import tempfile
+
     exe = _ffmpeg_exe()
     cmd = [exe, "-hide_banner", "-nostdin", "-i", str(path), "-vn",
            "-map", "0:a:0", "-f", "wav", "-c:a", "pcm_f32le", "-"]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, check=False)
-    stderr = proc.stderr.decode("utf-8", "replace")
-    if proc.returncode != 0:
+    # a file, not a pipe, so ffmpeg never waits on it; failure() closes it
+    errors = tempfile.TemporaryFile()  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
+    label = {"format": "ffmpeg audio"}
+
+    def failure() -> AudioError | None:
+        code = proc.wait()
+        errors.seek(0)
+        stderr = errors.read().decode("utf-8", "replace")
+        errors.close()
+        m = re.search(r"Stream #0:\d+\S*: Audio: (\w+)", stderr)
+        label["format"] = f"ffmpeg {m.group(1) if m else 'audio'}"
+        if code == 0:
+            return None
         lines = [ln for ln in stderr.splitlines() if ln.strip()]
-        detail = lines[-1] if lines else f"ffmpeg exit status {proc.returncode}"
+        detail = lines[-1] if lines else f"ffmpeg exit status {code}"
         tried = f"libsndfile: {sf_error}; " if sf_error and sf_error != "not tried" else ""
-        raise _not_audio(path, f"{tried}ffmpeg: {detail}")
-    y, sr = _parse_wav_stream(path, proc.stdout)
-    m = re.search(r"Stream #0:\d+\S*: Audio: (\w+)", stderr)
-    codec = m.group(1) if m else "audio"
-    return y, sr, f"ffmpeg {codec}"
+        return _not_audio(path, f"{tried}ffmpeg: {detail}")
+
+    assert proc.stdout is not None
+    try:
+        channels, sr, size = _wav_header(path, proc.stdout.read)
+    except AudioError:
+        proc.stdout.close()
+        raise failure() or _not_audio(path, "ffmpeg produced no audio") from None
+
+    def blocks():
+        left = size if size >= 0 else None
+        frame = 4 * channels
+        try:
+            while left is None or left > 0:
+                want = block_frames * frame if left is None else min(left, block_frames * frame)
+                raw = proc.stdout.read(want)
+                raw = raw[: len(raw) - len(raw) % frame]
+                if not raw:
+                    break
+                if left is not None:
+                    left -= len(raw)
+                yield np.frombuffer(raw, dtype="<f4").reshape(-1, channels).T.copy()
+        finally:
+            proc.stdout.close()
+            err = failure()
+        if err is not None:
+            raise err
+
+    return int(sr), int(channels), label, blocks()
 
 
-def _read_soundfile(path: Path, handle, start: int, stop: int | None) -> np.ndarray:
-    """Read frames [start, stop) as float32 [channels, n]; decoding errors -> AudioError."""
+def _ffmpeg_decode(path: Path, sf_error: str | None = None) -> tuple[np.ndarray, int, str]:
+    """Decode any file ffmpeg understands to float32 [channels, samples] (see
+    :func:`_ffmpeg_stream`)."""
+    sr, channels, label, blocks = _ffmpeg_stream(path, sf_error, 1 << 20)
+    parts = list(blocks)
+    y = np.concatenate(parts, axis=1) if parts else np.zeros((channels, 0), np.float32)
+    return y, sr, label["format"]
+
+
+def _soundfile_blocks(path: Path, handle, start: int, stop: int | None, block_frames: int):
+    """Frames [start, stop) as float32 [channels, n] blocks of ``block_frames``; decoding
+    errors and a file shorter than its header -> AudioError."""
     import soundfile as sf
 
     declared = handle.frames
     stop = declared if stop is None else min(stop, declared)
     want = max(0, stop - start)
+    got = 0
     try:
         if start:
             handle.seek(start)
-        data = handle.read(frames=want, dtype="float32", always_2d=True)
+        while got < want:
+            data = handle.read(frames=min(block_frames, want - got), dtype="float32",
+                               always_2d=True)
+            if data.shape[0] == 0:
+                break
+            got += data.shape[0]
+            yield np.ascontiguousarray(data.T)
     except (sf.LibsndfileError, RuntimeError) as err:
         raise AudioError(
             f"{path}: corrupt or truncated audio: decoding failed ({err}); "
             "re-export or re-copy the file"
         ) from None
-    got = data.shape[0]
     if got < want:
         exact = handle.format not in ("MP3", "OGG")
         # MP3/Ogg frame counts in headers are estimates; allow a small shortfall there.
@@ -229,15 +287,83 @@ def _read_soundfile(path: Path, handle, start: int, stop: int | None) -> np.ndar
                 f"stopped after {start + got}; the file was cut short or is damaged — "
                 "re-export or re-copy it"
             )
-    return np.ascontiguousarray(data.T)
+
+
+def _read_soundfile(path: Path, handle, start: int, stop: int | None) -> np.ndarray:
+    """Frames [start, stop) as float32 [channels, n] (see :func:`_soundfile_blocks`)."""
+    parts = list(_soundfile_blocks(path, handle, start, stop, max(1, handle.frames)))
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts, axis=1) if parts else np.zeros((handle.channels, 0), np.float32)
+
+
+def _check_finite(path: Path, y: np.ndarray, first: int, rate: int) -> None:
+    """AudioError naming the time of the first NaN/inf sample of ``y``, whose first sample
+    is sample ``first`` of the file."""
+    if not np.isfinite(y).all():
+        bad = int(np.flatnonzero(~np.isfinite(y).all(axis=0))[0])
+        raise AudioError(
+            f"{path}: contains NaN or infinite samples (the first at "
+            f"{(first + bad) / rate:.3f} s); re-export the file from its source"
+        )
+
+
+#: Frames per block that :func:`audio_blocks` reads (about 6 s at 44.1 kHz).
+READ_FRAMES = 1 << 18
+
+
+def audio_blocks(path: str | Path, *, block_frames: int | None = None):
+    r"""Open ``path`` for reading a block at a time: ``(sample rate, channels, blocks)``,
+    blocks being float32 [channels, n] of ``block_frames`` (default :data:`READ_FRAMES`)
+    in order, the same samples :func:`load_audio` gives in one array.
+
+    The header is checked at once (the :class:`AudioError`\ s of :func:`load_audio`);
+    damage found while decoding (a truncated file, NaN samples) is raised by the
+    iterator, naming the file and the time.
+    """
+    path = Path(path)
+    block_frames = int(block_frames or READ_FRAMES)
+    _check_file(path)
+    suffix = path.suffix.lower()
+    handle, sf_error = (None, "not tried") if suffix in FFMPEG_SUFFIXES else _use_soundfile(path)
+    if handle is None and suffix in SOUNDFILE_SUFFIXES:
+        raise _not_audio(path, sf_error)
+    if handle is not None:
+        sr, channels = int(handle.samplerate), int(handle.channels)
+        try:
+            _check_rate(path, sr)
+            if handle.frames <= 0:
+                raise AudioError(f"{path}: contains no audio (0 samples); replace it")
+        except AudioError:
+            handle.close()
+            raise
+        raw = _soundfile_blocks(path, handle, 0, None, block_frames)
+    else:
+        sr, channels, _, raw = _ffmpeg_stream(path, sf_error, block_frames)
+        _check_rate(path, sr)
+
+    def blocks():
+        done = 0
+        try:
+            for block in raw:
+                _check_finite(path, block, done, sr)
+                done += block.shape[1]
+                yield block
+        finally:
+            if handle is not None:
+                handle.close()
+        if done == 0:
+            raise AudioError(f"{path}: contains no audio (0 samples); replace it")
+
+    return sr, channels, blocks()
 
 
 def audio_info(path: str | Path) -> AudioInfo:
     """Sample rate, channels, frames, duration and format of ``path``.
 
     Header-only for libsndfile formats (a truncated WAV is caught here); formats only ffmpeg
-    reads are decoded once. Raises :class:`AudioError` for missing, empty, unreadable or
-    zero-length files.
+    reads are decoded once, a block at a time. Raises :class:`AudioError` for missing,
+    empty, unreadable or zero-length files.
     """
     path = Path(path)
     _check_file(path)
@@ -255,8 +381,9 @@ def audio_info(path: str | Path) -> AudioInfo:
     elif suffix in SOUNDFILE_SUFFIXES:
         raise _not_audio(path, sf_error)
     else:
-        y, sr, label = _ffmpeg_decode(path, sf_error)
-        info = AudioInfo(sr, y.shape[0], y.shape[1], y.shape[1] / float(sr), label)
+        sr, channels, label, blocks = _ffmpeg_stream(path, sf_error, 1 << 18)
+        frames = sum(block.shape[1] for block in blocks)  # counted, never held whole
+        info = AudioInfo(sr, channels, frames, frames / float(sr), label["format"])
     if info.frames <= 0:
         raise AudioError(f"{path}: contains no audio (0 samples); replace it with a real track")
     _check_rate(path, info.sample_rate)
@@ -270,26 +397,6 @@ def _check_rate(path: Path, rate: int) -> None:
             f"{path}: the header says {rate} Hz, outside {lo}-{hi} Hz; the file is damaged or "
             "not audio — re-export it"
         )
-
-
-def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Resample float32 [channels, samples] from ``sr_in`` to ``sr_out`` Hz (deterministic)."""
-    if sr_in == sr_out or y.shape[-1] == 0:
-        return y
-    try:
-        import soxr
-    except ImportError:
-        soxr = None
-    if soxr is not None:
-        out = soxr.resample(np.ascontiguousarray(y.T), sr_in, sr_out, quality="HQ")
-        return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, y.shape[0]).T)
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    g = gcd(int(sr_in), int(sr_out))
-    out = resample_poly(y, sr_out // g, sr_in // g, axis=-1)
-    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def load_audio(
@@ -345,18 +452,94 @@ def load_audio(
             )
         stop = None if duration is None else start + round(duration * native)
         y = np.ascontiguousarray(y[:, start:stop])
-    if not np.isfinite(y).all():
-        bad = int(np.flatnonzero(~np.isfinite(y).all(axis=0))[0])
-        raise AudioError(
-            f"{path}: contains NaN or infinite samples (the first at "
-            f"{(start + bad) / native:.3f} s); re-export the file from its source"
-        )
+    _check_finite(path, y, start, native)
     if mono and y.shape[0] > 1:
         y = downmix(y, 1)
     if sr is not None and sr != native:
         y = resample(y, native, int(sr))
         native = int(sr)
     return y.astype(np.float32, copy=False), native
+
+
+class AudioWriter:
+    """An audio file written a block at a time, atomically: ``with AudioWriter(path, sr,
+    channels, subtype) as out: out.write(block)``; the file appears under its final name
+    only when the block ends without error (see :func:`write_audio` for formats and
+    subtypes). ``frames`` counts what was written. ``compression_level``: FLAC's, 0-1."""
+
+    def __init__(self, path: str | Path, sr: int, channels: int, subtype: str | None = None,
+                 *, compression_level: float | None = None):
+        import soundfile as sf
+
+        self.path = Path(path)
+        self.format = _WRITE_FORMATS.get(self.path.suffix.lower())
+        if self.format is None:
+            raise AudioError(
+                f"{self.path}: cannot write audio with suffix '{self.path.suffix}'; use one of "
+                + ", ".join(sorted(_WRITE_FORMATS))
+            )
+        self.sr, self.channels = int(sr), int(channels)
+        self.subtype = subtype or sf.default_subtype(self.format)
+        self._clip = self.subtype in _INT_SUBTYPES or self.format in ("OGG", "MP3")
+        self._level = compression_level
+        self.frames = 0
+
+    def __enter__(self) -> AudioWriter:
+        import soundfile as sf
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = temp_sibling(self.path)
+        extra = {} if self._level is None else {"compression_level": self._level}
+        try:
+            self._file = sf.SoundFile(str(self._tmp), "w", self.sr, self.channels,
+                                      subtype=self.subtype, format=self.format, **extra)
+        except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as err:
+            self._tmp.unlink(missing_ok=True)
+            raise self._error(err, 0) from None
+        return self
+
+    def write(self, block: np.ndarray) -> None:
+        """Append float [channels, n] samples (nominally in [-1, 1])."""
+        import soundfile as sf
+
+        data = np.asarray(block, dtype=np.float32)
+        if not np.all(np.isfinite(data)):
+            raise AudioError(
+                f"{self.path}: refusing to write audio containing NaN or infinite samples"
+            )
+        if self._clip:
+            data = np.clip(data, -1.0, 1.0)
+        try:
+            self._file.write(data.T)
+        except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as err:
+            raise self._error(err, data.size) from None
+        self.frames += data.shape[1]
+
+    def _error(self, err: Exception, size: int) -> AudioError:
+        # libsndfile reports a full disk as "System error."; the free space tells
+        free = shutil.disk_usage(self.path.parent).free
+        if free < size * 4 + 2**20:
+            return AudioError(
+                f"{self.path}: could not write audio: no space left on the disk holding "
+                f"{self.path.parent} ({free / 2**20:.0f} MB free); free some space and retry"
+            )
+        return AudioError(
+            f"{self.path}: could not write audio as {self.format} {self.subtype}: {err}"
+        )
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        import soundfile as sf
+
+        try:
+            try:
+                self._file.close()
+            except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as err:
+                if exc_type is None:
+                    raise self._error(err, 0) from None
+            if exc_type is None:
+                os.replace(self._tmp, self.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)
 
 
 def write_audio(path: str | Path, y: np.ndarray, sr: int, subtype: str | None = None) -> Path:
@@ -367,86 +550,14 @@ def write_audio(path: str | Path, y: np.ndarray, sr: int, subtype: str | None = 
     format's default, PCM_16 for WAV and FLAC). Integer subtypes are clipped to [-1, 1]
     rather than wrapped. The file appears under its final name only when complete.
     """
-    import soundfile as sf
-
-    path = Path(path)
-    fmt = _WRITE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise AudioError(
-            f"{path}: cannot write audio with suffix '{path.suffix}'; use one of "
-            + ", ".join(sorted(_WRITE_FORMATS))
-        )
     data = np.asarray(y, dtype=np.float32)
     if data.ndim == 1:
         data = data[None, :]
     if data.ndim != 2 or data.shape[0] < 1:
         raise ValueError(f"audio must be [channels, samples], got shape {data.shape}")
-    if not np.all(np.isfinite(data)):
-        raise AudioError(f"{path}: refusing to write audio containing NaN or infinite samples")
-    subtype = subtype or sf.default_subtype(fmt)
-    if subtype in _INT_SUBTYPES or fmt in ("OGG", "MP3"):
-        data = np.clip(data, -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(path) as tmp:
-            sf.write(str(tmp), data.T, int(sr), subtype=subtype, format=fmt)
-    except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as err:
-        # libsndfile reports a full disk as "System error."; the free space tells
-        free = shutil.disk_usage(path.parent).free
-        if free < data.size * 4 + 2**20:
-            raise AudioError(
-                f"{path}: could not write audio: no space left on the disk holding "
-                f"{path.parent} ({free / 2**20:.0f} MB free); free some space and retry"
-            ) from None
-        raise AudioError(f"{path}: could not write audio as {fmt} {subtype}: {err}") from None
-    return path
-
-
-def downmix_matrix(channels: int) -> np.ndarray:
-    """float32 [2, channels]: ITU-R BS.775 stereo downmix of a ``channels`` file
-    (:data:`CHANNEL_LAYOUTS`): Lo = L + 0.707 C + 0.707 Ls, Ro = R + 0.707 C + 0.707 Rs (a
-    back centre at 0.5 to both), the LFE left out; each row scaled so its gains sum to at
-    most 1 so the mix cannot clip — the matrix ffmpeg's ``-ac 2`` uses for integer output
-    (its float path skips that scaling and can clip). Other channel counts: every channel
-    at equal gain to both sides."""
-    layout = CHANNEL_LAYOUTS.get(channels)
-    if channels == 1:
-        m = np.ones((2, 1))
-    elif channels == 2:
-        m = np.eye(2)
-    elif layout is None:
-        m = np.full((2, channels), 1.0 / channels)
-    else:
-        m = np.array([[_TO_LEFT.get(c, 0.0) for c in layout],
-                      [_TO_RIGHT.get(c, 0.0) for c in layout]])
-    m /= np.maximum(m.sum(axis=1, keepdims=True), 1.0)
-    return m.astype(np.float32)
-
-
-def downmix_description(channels: int) -> str:
-    """How :func:`downmix` treats a file of ``channels`` channels, for run records."""
-    if channels <= 2:
-        return "none"
-    layout = CHANNEL_LAYOUTS.get(channels)
-    if layout is None:
-        return f"{channels} channels averaged into both sides"
-    return (f"{channels}-channel ({' '.join(layout)}) to stereo, ITU-R BS.775 coefficients, "
-            "LFE left out, rows normalised to a gain sum of 1 (ffmpeg -ac 2, integer output)")
-
-
-def downmix(y: np.ndarray, channels: int) -> np.ndarray:
-    """float32 [channels, samples] from [c, samples]: mono → both sides, more than two
-    channels → BS.775 stereo (:func:`downmix_matrix`), then, for ``channels=1``, the mean."""
-    y = np.asarray(y, dtype=np.float32)
-    c = y.shape[0]
-    if c == channels:
-        return y
-    stereo = y if c == 2 else downmix_matrix(c) @ y
-    if channels == 2:
-        return np.ascontiguousarray(stereo, dtype=np.float32)
-    if channels == 1:
-        return (stereo.mean(axis=0, keepdims=True, dtype=np.float32) if c != 1 else y)
-    raise ValueError(f"downmix to {channels} channels is not supported (1 or 2)")
+    with AudioWriter(path, sr, data.shape[0], subtype) as out:
+        out.write(data)
+    return Path(path)
 
 
 def check_audio(y: np.ndarray) -> np.ndarray:

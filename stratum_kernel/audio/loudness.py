@@ -18,7 +18,9 @@ signal shorter than a window gives one block over the whole signal, so short tra
 get a value. Silence is ``-inf`` LUFS / dBTP (never an exception); the loudness range of
 silence, or of fewer than two gated blocks, is 0 LU.
 
-Work is streamed in chunks of 100 ms segments, so a 10-minute track needs a few tens of MB.
+:class:`LoudnessMeter` measures a signal handed to it a block at a time (any block sizes,
+the same figures bit for bit as one call on the whole signal), so an hour-long track is
+measured in a few MB; the functions below run it on a whole array, in chunks of 60 s.
 """
 
 from __future__ import annotations
@@ -108,34 +110,166 @@ class _Segments:
     sr: float
 
 
-def _segments(y: np.ndarray, sr: float) -> _Segments:
-    from scipy.signal import sosfilt, sosfilt_zi
-
-    y = _as_channels(y)
-    n = y.shape[1]
+def _segment_bounds(first: int, n: int, sr: float, final: bool) -> np.ndarray:
+    """int64 sample positions where 100 ms segments ``first, first + 1, ...`` start, up to
+    sample ``n``: while the signal goes on (``final`` False) only segments that end before
+    ``n``; at the end also the last partial one (ends capped at ``n``)."""
     full = math.floor(n / (HOP_S * sr) + 1e-9)
-    bounds = np.round(np.arange(full + 1) * HOP_S * sr).astype(np.int64)
-    bounds[-1] = min(bounds[-1], n)
-    if n > bounds[-1]:
-        bounds = np.append(bounds, n)  # a last partial segment
-    n_seg = len(bounds) - 1
-    energy = np.zeros(n_seg, dtype=np.float64)
-    if n_seg == 0:
-        return _Segments(energy, bounds, full, sr)
-    sos = k_weighting_sos(sr)
-    weights = channel_weights(y.shape[0])
-    zi0 = sosfilt_zi(sos) * 0.0  # the filter starts at rest (silence before the track)
-    for ch in range(y.shape[0]):
-        if weights[ch] == 0.0:
-            continue
-        zi = zi0.copy()
-        for s0 in range(0, n_seg, _SEGMENTS_PER_CHUNK):
-            s1 = min(n_seg, s0 + _SEGMENTS_PER_CHUNK)
-            lo, hi = int(bounds[s0]), int(bounds[s1])
-            xk, zi = sosfilt(sos, y[ch, lo:hi].astype(np.float64), zi=zi)
-            np.square(xk, out=xk)
-            energy[s0:s1] += weights[ch] * np.add.reduceat(xk, bounds[s0:s1] - lo)
-    return _Segments(energy, bounds, full, sr)
+    stop = full if final else max(first, full - 1)
+    bounds = np.round(np.arange(first, stop + 1) * HOP_S * sr).astype(np.int64)
+    if final:
+        bounds[-1] = min(bounds[-1], n)
+        if n > bounds[-1]:
+            bounds = np.append(bounds, n)  # a last partial segment
+    return bounds
+
+
+class LoudnessMeter:
+    """BS.1770 measurement of ``channels`` channels at ``sr`` Hz, fed with :meth:`add`
+    (float [channels, n] blocks, any sizes) and read with :meth:`summary`.
+
+    Keeps the K-weighting filters' state, the samples of the unfinished 100 ms segment and
+    the margin the true-peak interpolator needs, so memory does not grow with the length
+    (the segment energies, 10 numbers a second, are kept). ``true_peak=False`` skips the
+    oversampling when only loudness is wanted, ``loudness=False`` the K-weighting when only
+    the true peak is.
+    """
+
+    def __init__(self, sr: float, channels: int, *, loudness: bool = True,
+                 true_peak: bool = True):
+        from scipy.signal import sosfilt_zi
+
+        self.sr = sr
+        self.channels = channels
+        self._sos = k_weighting_sos(sr)
+        self._weights = channel_weights(channels) if loudness else np.zeros(channels)
+        zi = sosfilt_zi(self._sos) * 0.0  # the filter starts at rest (silence before)
+        self._zi = [zi.copy() for _ in range(channels)]
+        self._squares = np.zeros((channels, 0))  # K-weighted² samples from self._bound
+        self._bound = 0  # first sample of the unfinished segment
+        self._energy: list[np.ndarray] = []
+        self._n = 0
+        self._sample_peak = 0.0
+        self._peak_factor = true_peak_factor(sr) if true_peak else 1
+        self._peak = 0.0
+        self._peak_buf = np.zeros((channels, 0), dtype=np.float32)  # from _peak_from
+        self._peak_from = 0
+        self._peak_next = 0  # first sample of the next true-peak chunk
+
+    def add(self, y: np.ndarray) -> None:
+        """Measure the next samples, float [channels, n]."""
+        from scipy.signal import sosfilt
+
+        y = _as_channels(y)
+        if y.shape[0] != self.channels:
+            raise ValueError(f"expected {self.channels} channels, got {y.shape[0]}")
+        step = max(1, round(_SEGMENTS_PER_CHUNK * HOP_S * self.sr))
+        for s0 in range(0, y.shape[1], step):
+            part = y[:, s0 : s0 + step]
+            squares = np.empty(part.shape, dtype=np.float64)
+            for ch in range(self.channels):
+                if self._weights[ch] == 0.0:
+                    squares[ch] = 0.0
+                    continue
+                xk, self._zi[ch] = sosfilt(self._sos, part[ch].astype(np.float64), zi=self._zi[ch])
+                np.square(xk, out=squares[ch])
+            self._squares = np.concatenate([self._squares, squares], axis=1)
+            self._n += part.shape[1]
+            self._segments(final=False)
+        if y.size:
+            self._sample_peak = max(self._sample_peak, float(np.max(np.abs(y))))
+        if self._peak_factor > 1:
+            self._peak_buf = np.concatenate([self._peak_buf, y.astype(np.float32)], axis=1)
+            self._true_peak(final=False)
+
+    def _segments(self, final: bool) -> None:
+        first = len(self._energy_flat()) if self._energy else 0
+        bounds = _segment_bounds(first, self._n, self.sr, final)
+        if len(bounds) < 2:
+            return
+        rel = bounds - self._bound
+        energy = np.zeros(len(bounds) - 1, dtype=np.float64)
+        for ch in range(self.channels):
+            if self._weights[ch] != 0.0:
+                sums = np.add.reduceat(self._squares[ch, : rel[-1]], rel[:-1])
+                energy += self._weights[ch] * sums
+        self._energy.append(energy)
+        self._squares = self._squares[:, rel[-1] :]
+        self._bound = int(bounds[-1])
+
+    def _energy_flat(self) -> np.ndarray:
+        if len(self._energy) > 1:
+            self._energy = [np.concatenate(self._energy)]
+        return self._energy[0]
+
+    def _true_peak(self, final: bool) -> None:
+        """Oversampled peaks of the chunks of :data:`_TRUE_PEAK_CHUNK` samples (aligned at
+        the signal's start, each read with its interpolator margin) that are complete."""
+        from scipy.signal import oaconvolve
+
+        d_min, bank = _interpolator(self._peak_factor)
+        margin = bank.shape[1]
+        while self._peak_next < self._n:
+            start = self._peak_next
+            stop = min(self._n, start + _TRUE_PEAK_CHUNK)
+            if not final and (stop < start + _TRUE_PEAK_CHUNK or self._n < stop + margin):
+                break
+            lo, hi = max(0, start - margin), min(self._n, stop + margin)
+            parts = self._peak_buf[:, lo - self._peak_from : hi - self._peak_from]
+            for ch in range(self.channels):
+                full = oaconvolve(parts[ch][None, :], bank, axes=1)
+                # branch value at sample j sits at full index j - lo - d_min
+                a, b = start - lo - d_min, stop - lo - d_min
+                self._peak = max(self._peak, float(np.max(np.abs(full[:, a:b]))))
+            self._peak_next = stop
+            keep = max(0, stop - margin)
+            self._peak_buf = self._peak_buf[:, keep - self._peak_from :]
+            self._peak_from = keep
+
+    @property
+    def samples(self) -> int:
+        """Samples per channel added so far."""
+        return self._n
+
+    def segments(self) -> _Segments:
+        """The segment energies of everything added so far, as the signal's end."""
+        self._segments(final=True)
+        energy = self._energy_flat() if self._energy else np.zeros(0)
+        full = math.floor(self._n / (HOP_S * self.sr) + 1e-9)
+        bounds = (_segment_bounds(0, self._n, self.sr, final=True) if self._n
+                  else np.zeros(1, np.int64))
+        return _Segments(energy, bounds, full, self.sr)
+
+    def true_peak(self) -> float:
+        """Maximum of the oversampled signal so far, in dBTP (−inf if silent)."""
+        if self._peak_factor > 1:
+            self._true_peak(final=True)
+        return _db(max(self._sample_peak, self._peak))
+
+    def summary(self) -> LoudnessSummary:
+        """Every figure of :func:`loudness_summary` for everything added so far."""
+        seg = self.segments()
+        momentary_power = _block_power(seg, MOMENTARY_WINDOW_S)
+        momentary = _lufs(momentary_power)
+        short_term = _lufs(_block_power(seg, SHORT_TERM_WINDOW_S))
+        return LoudnessSummary(
+            integrated=_gated_integrated(momentary_power),
+            loudness_range=_range_lu(short_term),
+            true_peak=self.true_peak(),
+            sample_peak=_db(self._sample_peak) if self._n else float("-inf"),
+            momentary_max=_max_or_neg_inf(momentary),
+            short_term_max=_max_or_neg_inf(short_term),
+            duration=self._n / float(self.sr),
+            momentary=np.asarray(momentary, dtype=np.float32),
+            short_term=np.asarray(short_term, dtype=np.float32),
+        )
+
+
+def _segments(y: np.ndarray, sr: float) -> _Segments:
+    y = _as_channels(y)
+    meter = LoudnessMeter(sr, y.shape[0], true_peak=False)
+    meter.add(y)
+    return meter.segments()
 
 
 def _block_power(seg: _Segments, window_s: float) -> np.ndarray:
@@ -235,26 +369,10 @@ def true_peak_dbtp(y: np.ndarray, sr: float) -> float:
     The in-between values are computed per polyphase branch with FFT convolution in
     float32, chunk by chunk, so memory stays bounded on long tracks.
     """
-    from scipy.signal import oaconvolve
-
     y = _as_channels(y)
-    n = y.shape[1]
-    peak = float(np.max(np.abs(y))) if n else 0.0
-    factor = true_peak_factor(sr)
-    if factor == 1 or n == 0:
-        return _db(peak)
-    d_min, bank = _interpolator(factor)
-    margin = bank.shape[1]
-    for ch in range(y.shape[0]):
-        for start in range(0, n, _TRUE_PEAK_CHUNK):
-            stop = min(n, start + _TRUE_PEAK_CHUNK)
-            lo, hi = max(0, start - margin), min(n, stop + margin)
-            part = np.asarray(y[ch, lo:hi], dtype=np.float32)
-            full = oaconvolve(part[None, :], bank, axes=1)
-            # branch value at sample j sits at full index j - lo - d_min
-            a, b = start - lo - d_min, stop - lo - d_min
-            peak = max(peak, float(np.max(np.abs(full[:, a:b]))))
-    return _db(peak)
+    meter = LoudnessMeter(sr, y.shape[0], loudness=False)
+    meter.add(y)
+    return meter.true_peak()
 
 
 def _db(amplitude: float) -> float:
@@ -315,23 +433,11 @@ def _max_or_neg_inf(series: np.ndarray) -> float:
 
 def loudness_summary(y: np.ndarray, sr: float) -> LoudnessSummary:
     """Every loudness figure of ``y`` ([channels, samples] or [samples]) at ``sr`` Hz,
-    K-weighting the signal once."""
+    K-weighting the signal once (a :class:`LoudnessMeter` fed the whole signal)."""
     y = _as_channels(y)
-    seg = _segments(y, sr)
-    momentary_power = _block_power(seg, MOMENTARY_WINDOW_S)
-    momentary = _lufs(momentary_power)
-    short_term = _lufs(_block_power(seg, SHORT_TERM_WINDOW_S))
-    return LoudnessSummary(
-        integrated=_gated_integrated(momentary_power),
-        loudness_range=_range_lu(short_term),
-        true_peak=true_peak_dbtp(y, sr),
-        sample_peak=_db(float(np.max(np.abs(y)))) if y.size else float("-inf"),
-        momentary_max=_max_or_neg_inf(momentary),
-        short_term_max=_max_or_neg_inf(short_term),
-        duration=y.shape[1] / float(sr),
-        momentary=np.asarray(momentary, dtype=np.float32),
-        short_term=np.asarray(short_term, dtype=np.float32),
-    )
+    meter = LoudnessMeter(sr, y.shape[0])
+    meter.add(y)
+    return meter.summary()
 
 
 def normalisation_gain_db(

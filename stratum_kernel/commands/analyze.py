@@ -25,8 +25,8 @@ from typing import Any
 
 from stratum_kernel.analysis.cache import analyze_album
 from stratum_kernel.audio.album import load_album
-from stratum_kernel.audio.files import load_audio
-from stratum_kernel.audio.loudness import album_integrated_loudness, loudness_summary
+from stratum_kernel.audio.files import audio_blocks
+from stratum_kernel.audio.loudness import LoudnessMeter, album_integrated_loudness
 from stratum_kernel.core.errors import ConfigError
 from stratum_kernel.core.paths import default_album_dir, write_text_atomic
 from stratum_kernel.core.timeline import frame_count
@@ -249,9 +249,12 @@ def analyze(
         progress=sys.stderr.isatty(),
     )
     loudness = {}
-    for track in album.tracks:
-        y, sr = load_audio(track.audio_path)
-        loudness[track.id] = loudness_summary(y, sr)
+    for track in album.tracks:  # a block at a time: memory does not grow with the length
+        sr, channels, blocks = audio_blocks(track.audio_path)
+        meter = LoudnessMeter(sr, channels)
+        for block in blocks:
+            meter.add(block)
+        loudness[track.id] = meter.summary()
     return summarise(album, analysis, loudness, fps)
 
 

@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", dest="json_path", default=None, help="also write results here")
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions (median)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests")
+    parser.add_argument("--long", default=None, metavar="MINUTES",
+                        help="analysis only: peak memory and speed on synthetic tracks of "
+                             "these lengths instead, e.g. 5,20,60")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """A film's sound and its joins: audio prepared once, segments and films joined as they are.
 
 The audio of a track (trimmed, resampled, loudness-normalised) is written once as a float
-WAV by :func:`prepare_audio` and encoded to AAC in the mux that joins the track's video
+WAV by :func:`prepare_audio`, in two passes over blocks of the file (measure, then write),
+and encoded to AAC in the mux that joins the track's video
 segments with the concat demuxer (no re-encode). The album film joins the track films'
 video the same way; its audio is encoded once from the tracks' WAVs, each padded or trimmed
 to its track's video length, because stream-copied AAC would carry each track's encoder
@@ -19,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stratum_kernel.audio.files import downmix, downmix_description, load_audio, write_audio
-from stratum_kernel.audio.loudness import loudness_summary, normalisation_gain_db
+from stratum_kernel.audio.channels import downmix, downmix_description
+from stratum_kernel.audio.files import AudioWriter, audio_blocks
+from stratum_kernel.audio.loudness import LoudnessMeter, normalisation_gain_db
+from stratum_kernel.audio.resampling import resample_blocks
 from stratum_kernel.core.errors import RenderError
 from stratum_kernel.core.paths import atomic_path, write_text_atomic
 from stratum_kernel.film.encode import BITEXACT, EncodeParams, audio_args, run_ffmpeg
@@ -47,6 +50,27 @@ class PreparedAudio:
         return self.samples / self.sample_rate
 
 
+def _film_blocks(src: Path, sample_rate: int, first: int, stop: int | None, channels: int):
+    """(source channels, blocks): ``src`` resampled to ``sample_rate``, samples
+    ``[first, stop)`` of that, with ``channels`` channels; float32 [channels, n] blocks.
+    Reading ends at ``stop``: the resampler's output up to there does not depend on what
+    follows, so a preview's audio is that of the whole film, without reading the track."""
+    sr, source_channels, blocks = audio_blocks(src)
+
+    def trimmed():
+        at = 0
+        for block in resample_blocks(blocks, sr, sample_rate):
+            n = block.shape[1]
+            a, b = max(first - at, 0), n if stop is None else min(stop - at, n)
+            at += n
+            if b > a:
+                yield downmix(block[:, a:b], channels)
+            if stop is not None and at >= stop:
+                break  # a preview's seconds: the rest of the track is not read
+
+    return source_channels, trimmed()
+
+
 def prepare_audio(
     src: str | Path,
     dst: str | Path,
@@ -60,29 +84,41 @@ def prepare_audio(
 ) -> PreparedAudio:
     """Read ``src``, resample to ``sample_rate``, keep samples ``[round(start·sr),
     round(end·sr))``, match ``channels`` (a surround source is downmixed with ITU-R BS.775
-    coefficients, ``audio.files.downmix``), apply one static gain that brings the
+    coefficients, ``audio.channels.downmix``), apply one static gain that brings the
     integrated loudness (ITU-R BS.1770) to ``target_lufs`` without a true peak above
-    ``true_peak_ceiling`` dBTP, and write a float32 WAV to ``dst`` (atomically)."""
-    y, sr = load_audio(src, sr=sample_rate)
-    a = round(start * sr)
-    b = y.shape[1] if end is None else min(y.shape[1], round(end * sr))
-    if b <= a:
-        raise RenderError(f"{src}: trim {start}..{end} s keeps no audio")
-    source_channels = y.shape[0]
-    y = downmix(y[:, a:b], channels)
+    ``true_peak_ceiling`` dBTP, and write a float32 WAV to ``dst`` (atomically).
+
+    Two passes over blocks of the file (measure, then apply the gain and write), so memory
+    does not grow with the track's length; the samples are those of one pass over the whole
+    track (the streaming resampler and the loudness meter give the same values).
+    """
+    src = Path(src)
+    first = round(start * sample_rate)
+    stop = None if end is None else round(end * sample_rate)
     gain_db, lufs = 0.0, None
     if target_lufs is not None:
-        summary = loudness_summary(y, sr)
+        source_channels, blocks = _film_blocks(src, sample_rate, first, stop, channels)
+        meter = LoudnessMeter(sample_rate, channels)
+        for block in blocks:
+            meter.add(block)
+        if meter.samples == 0:
+            raise RenderError(f"{src}: trim {start}..{end} s keeps no audio")
+        summary = meter.summary()
         lufs = float(summary.integrated) if np.isfinite(summary.integrated) else None
         gain_db = normalisation_gain_db(
             summary, target_lufs=target_lufs, true_peak_ceiling=true_peak_ceiling
         )
-        y = (y * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
-    path = write_audio(dst, np.ascontiguousarray(y, dtype=np.float32), sr, subtype="FLOAT")
+    gain = np.float32(10.0 ** (gain_db / 20.0))
+    source_channels, blocks = _film_blocks(src, sample_rate, first, stop, channels)
+    with AudioWriter(dst, sample_rate, channels, subtype="FLOAT") as out:
+        for block in blocks:
+            out.write(block * gain if target_lufs is not None else block)
+        if out.frames == 0:
+            raise RenderError(f"{src}: trim {start}..{end} s keeps no audio")
     mixdown = ("none" if source_channels == channels else
                downmix_description(source_channels) if source_channels > 2 else
                f"{source_channels} to {channels} channel(s)")
-    return PreparedAudio(Path(path), y.shape[1], sr, y.shape[0], float(gain_db), lufs,
+    return PreparedAudio(Path(dst), out.frames, sample_rate, channels, float(gain_db), lufs,
                          source_channels, mixdown)
 
 

@@ -42,7 +42,6 @@ import anywidget
 import numpy as np
 import traitlets
 
-from stratum_kernel.audio.files import resample
 from stratum_kernel.audio.mixer import (
     MixerRenderSpec,
     MixerState,
@@ -55,6 +54,7 @@ from stratum_kernel.audio.mixer import (
     stems_zip_bytes,
     write_atomic,
 )
+from stratum_kernel.audio.resampling import resample
 from stratum_kernel.audio.stems import load_stems
 from stratum_kernel.core.errors import ConfigError, StratumError
 from stratum_kernel.core.timeline import STEM_NAMES

@@ -30,6 +30,7 @@ import numpy as np
 
 from stratum_kernel.audio.channels import downmix
 from stratum_kernel.audio.resampling import resample
+from stratum_kernel.core.background import Behind, prefetch
 from stratum_kernel.core.errors import AudioError
 from stratum_kernel.core.ffmpeg import ffmpeg_exe
 from stratum_kernel.core.paths import temp_sibling
@@ -344,12 +345,15 @@ def audio_blocks(path: str | Path, *, block_frames: int | None = None):
 
     def blocks():
         done = 0
+        # libsndfile decodes the next blocks on a thread while this one is used
+        ahead = prefetch(raw) if handle is not None else raw
         try:
-            for block in raw:
+            for block in ahead:
                 _check_finite(path, block, done, sr)
                 done += block.shape[1]
                 yield block
         finally:
+            ahead.close()  # the decoding thread has stopped before the file closes
             if handle is not None:
                 handle.close()
         if done == 0:
@@ -496,24 +500,32 @@ class AudioWriter:
         except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as err:
             self._tmp.unlink(missing_ok=True)
             raise self._error(err, 0) from None
+        self._behind = Behind(pending=2, name="stratum-audio-writer")
         return self
 
     def write(self, block: np.ndarray) -> None:
-        """Append float [channels, n] samples (nominally in [-1, 1])."""
-        import soundfile as sf
+        """Append float [channels, n] samples (nominally in [-1, 1]).
 
-        data = np.asarray(block, dtype=np.float32)
+        The samples are checked here and encoded on a background thread (libsndfile lets
+        the main thread go on computing); an encoding error is raised by a later
+        :meth:`write` or on leaving the ``with`` block."""
+        data = np.array(block, dtype=np.float32, copy=True)  # the caller may reuse its buffer
         if not np.all(np.isfinite(data)):
             raise AudioError(
                 f"{self.path}: refusing to write audio containing NaN or infinite samples"
             )
         if self._clip:
-            data = np.clip(data, -1.0, 1.0)
+            np.clip(data, -1.0, 1.0, out=data)
+        self._behind.submit(self._encode, data)
+        self.frames += data.shape[1]
+
+    def _encode(self, data: np.ndarray) -> None:
+        import soundfile as sf
+
         try:
             self._file.write(data.T)
         except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as err:
             raise self._error(err, data.size) from None
-        self.frames += data.shape[1]
 
     def _error(self, err: Exception, size: int) -> AudioError:
         # libsndfile reports a full disk as "System error."; the free space tells
@@ -532,10 +544,15 @@ class AudioWriter:
 
         try:
             try:
-                self._file.close()
-            except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as err:
                 if exc_type is None:
-                    raise self._error(err, 0) from None
+                    self._behind.wait()
+            finally:
+                self._behind.close()
+                try:
+                    self._file.close()
+                except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as err:
+                    if exc_type is None:
+                        raise self._error(err, 0) from None
             if exc_type is None:
                 os.replace(self._tmp, self.path)
         finally:

@@ -30,8 +30,7 @@ def test_prefetch_closed_early_stops_its_thread_and_closes_the_source():
 
     def items():
         try:
-            for i in range(10_000):
-                yield i
+            yield from range(10_000)
         finally:
             closed.set()
 
@@ -85,11 +84,11 @@ def test_audio_writer_failure_leaves_no_file(tmp_path, monkeypatch):
     def broken(self, data):
         raise sf.LibsndfileError(0, "simulated encoder failure")
 
-    with pytest.raises(AudioError, match="could not write audio"):
-        with AudioWriter(path, 8000, 1) as out:
-            monkeypatch.setattr(out._file, "write", broken.__get__(out._file))
-            for _ in range(5):
-                out.write(np.zeros((1, 100), np.float32))
+    with pytest.raises(AudioError, match="could not write audio"), \
+            AudioWriter(path, 8000, 1) as out:
+        monkeypatch.setattr(out._file, "write", broken.__get__(out._file))
+        for _ in range(5):
+            out.write(np.zeros((1, 100), np.float32))
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
 

@@ -18,6 +18,7 @@ from stratum_kernel.film.encode import (
     ffmpeg_version,
     resolve_x264,
     run_ffmpeg,
+    video_args,
 )
 from stratum_kernel.film.mux import concat_films, concat_segments, prepare_audio
 from stratum_kernel.film.streams import check_film, read_frames, stream_report
@@ -50,15 +51,18 @@ def _sha(p: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    ("size", "crf", "preset"),
-    [((160, 96), 18, "fast"), ((1280, 720), 19, "veryfast"), ((1920, 1080), 18, "veryfast"),
-     ((3840, 2160), 18, "superfast")],
+    ("size", "crf", "preset", "tune"),
+    [((160, 96), 18, "fast", None), ((1280, 720), 19, "superfast", "grain"),
+     ((1920, 1080), 18, "superfast", "grain"), ((3840, 2160), 18, "superfast", "grain")],
 )
-def test_x264_settings_follow_resolution(size, crf, preset):
+def test_x264_settings_follow_resolution(size, crf, preset, tune):
     x = resolve_x264(EncodeParams(), *size, 24.0)
-    assert (x.crf, x.preset, x.keyint) == (crf, preset, 48)
-    y = resolve_x264(EncodeParams(crf=30, preset="slow", keyint=12), *size, 24.0)
-    assert (y.crf, y.preset, y.keyint) == (30, "slow", 12)
+    assert (x.crf, x.preset, x.tune, x.keyint) == (crf, preset, tune, 48)
+    y = resolve_x264(EncodeParams(crf=30, preset="slow", tune="none", keyint=12), *size, 24.0)
+    assert (y.crf, y.preset, y.tune, y.keyint) == (30, "slow", None, 12)
+    assert "-tune" not in video_args(EncodeParams(tune="none"), *size, 24.0)
+    args = video_args(EncodeParams(tune="film"), *size, 24.0)
+    assert args[args.index("-tune") + 1] == "film"
 
 
 @pytest.mark.parametrize(

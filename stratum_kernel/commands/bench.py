@@ -12,7 +12,7 @@ import importlib
 
 from stratum_kernel.core.errors import StratumError
 
-AREAS = ("analysis", "render", "preview", "postfx", "viz", "scale")
+AREAS = ("analysis", "render", "encode", "preview", "postfx", "viz", "scale")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--long", default=None, metavar="MINUTES",
                         help="analysis only: peak memory and speed on synthetic tracks of "
                              "these lengths instead, e.g. 5,20,60")
+    parser.add_argument("--models", default=None, metavar="DIR",
+                        help="render/encode: the generator folder (default: the project's "
+                             "models/)")
 
 
 def run(args: argparse.Namespace) -> int:

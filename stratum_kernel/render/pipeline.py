@@ -29,13 +29,14 @@ import numpy as np
 from stratum_kernel.audio.files import write_audio
 from stratum_kernel.audio.mixer import soundtrack_mix
 from stratum_kernel.audio.stems import load_stems
+from stratum_kernel.core.background import Behind
 from stratum_kernel.core.digests import file_sha256, frame_digest, frames_digest
 from stratum_kernel.core.errors import RenderError
 from stratum_kernel.core.paths import atomic_path, write_text_atomic
 from stratum_kernel.film.encode import EncodeParams, VideoEncoder
 from stratum_kernel.film.mux import PreparedAudio, concat_segments, prepare_audio
 from stratum_kernel.film.stills import PreviewCollector
-from stratum_kernel.film.streams import check_film, decoded_digests
+from stratum_kernel.film.streams import check_film, read_frames
 from stratum_kernel.render.fingerprint import section_records
 from stratum_kernel.render.jobs import PersistenceWindow, RenderContext, TrackJob
 from stratum_kernel.render.progress import RenderProgress, reporter
@@ -164,6 +165,7 @@ class TrackRun:
         self.chunks = [(i, a, min(a + cf, n)) for i, a in enumerate(range(0, n, cf))]
         self.state = self._load_state()
         self.timing = TrackTiming()
+        self.checker: ChunkChecker | None = None  # made by the first chunk rendered here
 
     def _load_state(self) -> dict:
         fresh = {"track": self.job.track_id, "n_frames": self.job.n_frames,
@@ -192,6 +194,56 @@ class TrackRun:
             if seg.is_file() and file_sha256(seg) == rec["segment_sha256"]:
                 done.add(int(key))
         return done
+
+
+class ChunkChecker:
+    """Decodes each finished segment back, on a background thread while the next chunks
+    render: the per-frame digests of the picture as it plays (``decoded_sha256`` in
+    meta.json) and the preview stills and GIF, cut from those decoded frames.
+
+    A track film is its segments joined by stream copy, and every segment starts with an
+    IDR frame (closed GOPs), so a segment decodes to exactly the frames it shows inside
+    the film; ``stratum verify`` decodes the film itself and compares. Chunks rendered by an
+    earlier, interrupted attempt (or on Dask workers) are decoded at :meth:`finish`.
+    """
+
+    def __init__(self, run: TrackRun):
+        self.run = run
+        self.size = run.ctx.config.resolution
+        self.collector = PreviewCollector(run.job.track_id, run.job.features,
+                                          run.run_dir / "previews")
+        self.decoded: dict[int, list[bytes]] = {}
+        self._behind = Behind(pending=2, name="stratum-check")
+
+    def submit(self, index: int, start: int, stop: int) -> None:
+        """Check chunk ``index`` (frames [start, stop)) once its segment is complete."""
+        self._behind.submit(self._check, index, start, stop)
+
+    def _check(self, index: int, start: int, stop: int) -> None:
+        seg = self.run.segment(index)
+        digests: list[bytes] = []
+        for block in read_frames(seg, *self.size):
+            self.collector.feed(start + len(digests), block)
+            digests.extend(frame_digest(f) for f in block)
+        if len(digests) != stop - start:
+            raise RenderError(f"{seg}: decoded {len(digests)} frames, expected {stop - start}")
+        self.decoded[index] = digests
+
+    def finish(self) -> tuple[list[bytes], list[str]]:
+        """(every frame's decoded digest in order, the preview file names)."""
+        try:
+            self._behind.wait()
+        finally:
+            self._behind.close()
+        for i, a, b in self.run.chunks:
+            if i not in self.decoded:
+                self._check(i, a, b)
+        decoded = [d for i, _, _ in self.run.chunks for d in self.decoded[i]]
+        return decoded, self.collector.finish()
+
+    def close(self) -> None:
+        """Stop the thread after a failure (what it was doing is dropped)."""
+        self._behind.close()
 
 
 def film_audio(ctx: RenderContext, job: TrackJob, wav: Path) -> tuple[PreparedAudio, Path]:
@@ -330,6 +382,9 @@ def render_missing_chunks(run: TrackRun, *, progress: RenderProgress,
         return window.postfx(u.start, decoded)
 
     enc: dict[str, Any] = {"encoder": None, "digests": [], "t": time.perf_counter()}
+    if run.checker is None:
+        run.checker = ChunkChecker(run)
+    checker = run.checker
 
     def consume(u: Unit, frames: np.ndarray) -> None:
         if enc["encoder"] is None:
@@ -348,10 +403,15 @@ def render_missing_chunks(run: TrackRun, *, progress: RenderProgress,
             if on_chunk is not None:
                 on_chunk(job.track_id, u.chunk)
             record_chunk(run, u.chunk, start, u.chunk_stop, enc["digests"], seg)
+            checker.submit(u.chunk, start, u.chunk_stop)
 
     t0 = time.perf_counter()
     try:
         run_pipeline(units, decode, postfx, consume)
+    except BaseException:
+        checker.close()
+        run.checker = None
+        raise
     finally:
         if enc["encoder"] is not None:
             enc["encoder"].abort()
@@ -373,10 +433,16 @@ def finish_track(run: TrackRun, audio: AudioRecord) -> TrackRecord:
     t0 = time.perf_counter()
     segments = [run.segment(i) for i, _, _ in run.chunks]
     counts = [b - a for _, a, b in run.chunks]
-    concat_segments(segments, counts, film, fps=fps, params=cfg.encode,
-                    audio=run.work / "audio.wav")
-    rep = check_film(film, frames=job.n_frames, fps=fps, audio_duration=audio.duration,
-                     size=(width, height))
+    try:
+        concat_segments(segments, counts, film, fps=fps, params=cfg.encode,
+                        audio=run.work / "audio.wav")
+        rep = check_film(film, frames=job.n_frames, fps=fps, audio_duration=audio.duration,
+                         size=(width, height))
+    except BaseException:
+        if run.checker is not None:
+            run.checker.close()
+            run.checker = None
+        raise
     record = _track_record(run, film, audio, rep)
     record.timing = run.timing.model_copy(
         update={"finish_seconds": round(time.perf_counter() - t0, 3)})
@@ -400,11 +466,11 @@ def _keep_frames(folder: Path, start: int, frames: np.ndarray) -> None:
 def _track_record(run: TrackRun, film: Path, audio: AudioRecord, rep: Any) -> TrackRecord:
     ctx, job, cfg = run.ctx, run.job, run.ctx.config
     width, height = cfg.resolution
-    collector = PreviewCollector(job.track_id, job.features, run.run_dir / "previews")
-    decoded = decoded_digests(film, width, height, feed=collector.feed)
+    checker = run.checker or ChunkChecker(run)
+    run.checker = None
+    decoded, previews = checker.finish()
     if len(decoded) != job.n_frames:
         raise RenderError(f"{film}: decoded {len(decoded)} frames, expected {job.n_frames}")
-    previews = collector.finish()
     chunks, all_frames = [], []
     for i, a, b in run.chunks:
         rec = run.state["chunks"][str(i)]

@@ -290,7 +290,7 @@ def _render_run(ctx: RenderContext, run_id: str, run_dir: Path, *, progress: boo
                "onnx_sha256": file_sha256(ctx.decoder.onnx_path),
                "head": ctx.decoder.frame_size[0], "dir": str(ctx.model.directory)},
         decoder={"provider": ctx.decoder.provider},
-        encode={"crf": x.crf, "preset": x.preset, "keyint": x.keyint,
+        encode={"crf": x.crf, "preset": x.preset, "tune": x.tune, "keyint": x.keyint,
                 "max_bitrate_kbps": x.max_bitrate, "threads": cfg.encode.threads},
         seeds={t: tracks[t].seed for t in ids},
         tracks=[tracks[t] for t in ids],

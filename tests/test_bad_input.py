@@ -292,7 +292,7 @@ def test_visualization_set_sweep(tmp_path_factory, kind, data):
 # ------------------------------------------------------------- a run's meta.json (verify)
 
 RUN_META = {
-    "format": "stratum-run/1", "run_id": "r",
+    "format": "stratum-run/2", "run_id": "r",
     "tracks": [{"id": "a", "fps": 24, "frames": 24, "start": 0.0, "end": 1.0,
                 "film": {"file": "a.mp4", "sha256": "0" * 64, "width": 64, "height": 64},
                 "audio": {"duration": 1.0},

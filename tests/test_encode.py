@@ -217,3 +217,25 @@ def test_stream_report_and_ffmpeg_errors(tmp_path):
         stream_report(junk)
     with pytest.raises(RenderError, match="ffmpeg failed"):
         run_ffmpeg(["-i", str(junk), "-f", "null", "-"], what="probe")
+
+
+def test_x264_reconstruction_is_what_the_decoder_gives(tmp_path):
+    """The render checks segments from x264's dump-yuv; it must equal decoding the file."""
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 256, (30, 48, 64, 3), dtype=np.uint8)  # grain-like: B-frames work
+    out = tmp_path / "odd: name=x" / "seg.mp4"  # ':' and '=' in the folder do not reach x264
+    with VideoEncoder(out, width=64, height=48, fps=24, params=EncodeParams(),
+                      recon=True) as enc:
+        enc.write(frames)
+    assert enc.recon_path is not None and enc.recon_path.is_file()
+    decoded = np.concatenate(list(read_frames(out, 64, 48, pix_fmt="yuv420p")))
+    assert decoded.shape == (30, 64 * 48 * 3 // 2)
+    assert enc.recon_path.read_bytes() == decoded.tobytes()
+
+
+def test_aborted_encoder_leaves_no_reconstruction(tmp_path):
+    out = tmp_path / "seg.mp4"
+    enc = VideoEncoder(out, width=64, height=48, fps=24, recon=True)
+    enc.write(np.zeros((3, 48, 64, 3), np.uint8))
+    enc.abort()
+    assert list(tmp_path.iterdir()) == []

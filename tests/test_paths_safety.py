@@ -163,7 +163,7 @@ def test_verify_reads_only_inside_the_run(tmp_path):
     run.mkdir(parents=True)
     secret = tmp_path / "renders" / "secret.mp4"
     secret.write_bytes(b"not a film")
-    meta = {"format": "stratum-run/1", "run_id": "r",
+    meta = {"format": "stratum-run/2", "run_id": "r",
             "tracks": [{"id": "t", "fps": 24, "frames": 1,
                         "film": {"file": "../secret.mp4", "sha256": "0" * 64, "width": 64,
                                  "height": 64},

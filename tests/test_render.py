@@ -92,7 +92,7 @@ def test_run_folder_is_complete(baseline):
             "frames"} <= names
     assert not (run / ".work").exists()
     meta = json.loads((run / "meta.json").read_text())
-    assert meta["format"] == "stratum-run/1" and meta["run_id"] == "base"
+    assert meta["format"] == "stratum-run/2" and meta["run_id"] == "base"
     assert {"numpy", "ffmpeg", "python", "stratum"} <= set(meta["versions"])
     assert meta["versions"]["ffmpeg"].startswith("ffmpeg version")
     assert len(meta["model"]["onnx_sha256"]) == 64

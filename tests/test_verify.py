@@ -91,6 +91,62 @@ def test_not_a_run_folder(tmp_path):
     (tmp_path / "meta.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(RenderError, match="format"):
         verify_run(tmp_path)
-    (tmp_path / "meta.json").write_text(json.dumps({"format": "stratum-run/1", "tracks": []}))
+    (tmp_path / "meta.json").write_text(json.dumps({"format": "stratum-run/2", "tracks": []}))
     assert verify_run(tmp_path).problems == ["meta.json: lists no tracks"]
     assert main(["verify", str(tmp_path / "nowhere")]) == 1
+
+
+def test_an_older_run_format_says_render_again(tmp_path):
+    (tmp_path / "meta.json").write_text(json.dumps({"format": "stratum-run/1", "tracks": []}))
+    with pytest.raises(RenderError, match=r"older stratum.*render the run again"):
+        verify_run(tmp_path)
+
+
+def test_decoded_digests_are_over_the_planes_and_previews_match_the_film(finished_run):
+    import hashlib
+
+    import numpy as np
+    from PIL import Image
+
+    from stratum_kernel.film.streams import decoded_digests, read_frames, yuv420p_to_rgb
+    from stratum_kernel.render.record import RunRecord
+
+    record = RunRecord.load(finished_run / "meta.json")
+    t = record.tracks[0]
+    film = finished_run / t.film.file
+    w, h = t.film.width, t.film.height
+    planes = np.concatenate(list(read_frames(film, w, h, pix_fmt="yuv420p")))
+    assert planes.shape == (t.frames, w * h * 3 // 2)
+    digests = decoded_digests(film, w, h)
+    assert digests == [hashlib.sha256(p.tobytes()).digest() for p in planes]
+    ours = np.stack([yuv420p_to_rgb(p, w, h) for p in planes])
+    # each still is the decoded film's frame at its time
+    stills = [p for p in t.previews if p.endswith(".png")]
+    assert stills
+    for name in stills:
+        seconds = float(name.rsplit("_", 1)[1][:-5])
+        i = round((seconds - t.start) * t.fps)
+        still = np.asarray(Image.open(finished_run / "previews" / name).convert("RGB"))
+        assert np.array_equal(still, ours[i]), name
+
+
+def test_yuv_to_rgb_is_bt709_limited_range(tmp_path):
+    """Flat colours encoded losslessly come back within 2 levels (BT.601 would miss by 10+)."""
+    import numpy as np
+
+    from stratum_kernel.film.encode import EncodeParams, VideoEncoder
+    from stratum_kernel.film.streams import read_frames, yuv420p_to_rgb
+
+    w, h = 64, 48
+    colours = [(200, 30, 40), (20, 180, 60), (30, 40, 220), (128, 128, 128)]
+    frame = np.zeros((1, h, w, 3), np.uint8)
+    for k, c in enumerate(colours):
+        frame[:, :, 16 * k : 16 * (k + 1)] = c
+    film = tmp_path / "flat.mp4"
+    with VideoEncoder(film, width=w, height=h, fps=24, params=EncodeParams(crf=0)) as enc:
+        enc.write(frame)
+    planes = next(read_frames(film, w, h, pix_fmt="yuv420p"))[0]
+    rgb = yuv420p_to_rgb(planes, w, h)
+    for k, c in enumerate(colours):
+        got = rgb[h // 2, 16 * k + 8].astype(int)
+        assert np.abs(got - np.array(c)).max() <= 2, (c, got)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -22,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from stratum_kernel.bench.quality import has_vmaf, score
+from stratum_kernel.bench.render import _naive, _write_album
 from stratum_kernel.bench.timing import machine_description, median, print_table, write_json
 from stratum_kernel.film.encode import BT709, ffmpeg_exe
 
@@ -59,8 +60,6 @@ CANDIDATES = (
 def _frames(work: Path, size: tuple[int, int], seconds: float, models: str | None) -> tuple[
         Path, int]:
     """stratum's frames for the render bench's album, as raw RGB (decode + post-FX)."""
-    from stratum_kernel.bench.render import _naive, _write_album
-
     album = _write_album(work / "album", seconds)
     raw = work / "frames.rgb"
     result = _naive(album, work, size, seconds, models, raw)
@@ -84,37 +83,6 @@ def _encode(raw: Path, out: Path, cand: Candidate, size: tuple[int, int], fps: f
     c1 = os.times()
     cpu = (c1.children_user + c1.children_system) - (c0.children_user + c0.children_system)
     return {"wall_s": wall, "cpu_s": cpu, "bytes": out.stat().st_size}
-
-
-def has_vmaf() -> bool:
-    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-filters"], capture_output=True,
-                         text=True, check=False).stdout
-    return bool(re.search(r"^\s*\S+\s+libvmaf\s", out, re.M))
-
-
-def score(raw: Path, film: Path, size: tuple[int, int], fps: float, *, vmaf: bool) -> dict:
-    """SSIM (Y and all), PSNR (Y) and, with ``vmaf``, VMAF of ``film`` against the raw RGB
-    source, both converted to yuv420p BT.709 limited range as the encoder sees it."""
-    w, h = size
-    conv = "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
-    graph = (f"[0:v]{conv},split=3[r1][r2][r3];[1:v]format=yuv420p,split=3[d1][d2][d3];"
-             "[d1][r1]ssim;[d2][r2]psnr" + (";[d3][r3]libvmaf" if vmaf else ";[d3]nullsink;"
-                                           "[r3]nullsink"))
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-f", "rawvideo", "-pix_fmt", "rgb24",
-           "-s", f"{w}x{h}", "-framerate", f"{fps:g}", "-i", str(raw), "-i", str(film),
-           "-lavfi", graph, "-f", "null", "-"]
-    err = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
-    out: dict = {}
-    m = re.search(r"SSIM Y:([\d.]+).*All:([\d.]+)", err)
-    if m:
-        out["ssim_y"], out["ssim_all"] = float(m.group(1)), float(m.group(2))
-    m = re.search(r"PSNR y:([\d.]+|inf).*average:([\d.]+|inf)", err)
-    if m:
-        out["psnr_y"], out["psnr_avg"] = float(m.group(1)), float(m.group(2))
-    m = re.search(r"VMAF score: ([\d.]+)", err)
-    if m:
-        out["vmaf"] = float(m.group(1))
-    return out
 
 
 def study(raw: Path, work: Path, n: int, size: tuple[int, int], fps: float, *, kbps: int,

@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", default=None, metavar="DIR",
                         help="render/encode: the generator folder (default: the project's "
                              "models/)")
+    parser.add_argument("--size", default=None, metavar="WxH",
+                        help="render: the frame size (default 1280x720; --quick 640x352)")
+    parser.add_argument("--fps", type=float, default=None, help="render: frame rate (24)")
 
 
 def run(args: argparse.Namespace) -> int:

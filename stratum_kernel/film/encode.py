@@ -243,11 +243,18 @@ class VideoEncoder:
     Written to a temporary name; :meth:`close` waits for ffmpeg and renames it to ``path``.
     Used as a context manager, an exception inside the block aborts (kills ffmpeg, removes
     the temporary file).
+
+    recon: also have x264 write its reconstructed frames (``dump-yuv``: raw yuv420p in
+    display order, exactly what any H.264 decoder will decode from the file) to
+    ``<path>.yuv`` — the decoded picture without decoding it back. :attr:`recon_path` is
+    set when the file is complete.
     """
 
     def __init__(self, path: str | Path, *, width: int, height: int, fps: float,
-                 params: EncodeParams | None = None):
+                 params: EncodeParams | None = None, recon: bool = False):
         self.path = Path(path)
+        self.recon_path: Path | None = None
+        self._recon = self.path.with_name(self.path.name + ".yuv") if recon else None
         self.width, self.height, self.fps = int(width), int(height), float(fps)
         self.params = params or EncodeParams()
         self.frames = 0
@@ -259,13 +266,17 @@ class VideoEncoder:
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
             "-framerate", _rate(self.fps), "-i", "pipe:0", "-an",
             *video_args(self.params, self.width, self.height, self.fps),
-            *BITEXACT, "-f", "mp4", str(self._tmp),
+            # x264 parses its options at ':' and '=', so the dump is named relative to
+            # ffmpeg's working folder (the segment's own), never by a user's path
+            *(["-x264-params", f"dump-yuv={self._recon.name}"] if self._recon else []),
+            *BITEXACT, "-f", "mp4", str(self._tmp.resolve()),
         ]
         self._errf = open(self._err, "wb")  # noqa: SIM115 - closed in close()/abort()
         # its own session: Ctrl-C in a terminal reaches Python only, which then stops the
         # run cleanly (abort() kills ffmpeg and removes the partial file)
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                      stderr=self._errf, start_new_session=True)
+                                      stderr=self._errf, start_new_session=True,
+                                      cwd=self.path.parent)
 
     def write(self, frames: np.ndarray) -> None:
         """Append frames: uint8 [B, H, W, 3] (or one [H, W, 3])."""
@@ -305,10 +316,14 @@ class VideoEncoder:
         self._err.unlink(missing_ok=True)
         if rc != 0 or self.frames == 0:
             self._tmp.unlink(missing_ok=True)
+            if self._recon is not None:
+                self._recon.unlink(missing_ok=True)
             why = msg if rc != 0 else "no frames were written"
             raise RenderError(f"{self.path}: video encoding failed ({_exit_text(rc)}): {why}"
                               f"{_disk_hint(why, self.path)}")
         os.replace(self._tmp, self.path)
+        if self._recon is not None and self._recon.is_file():
+            self.recon_path = self._recon
         return self.path
 
     def abort(self) -> None:
@@ -322,6 +337,8 @@ class VideoEncoder:
         self._errf.close()
         self._tmp.unlink(missing_ok=True)
         self._err.unlink(missing_ok=True)
+        if self._recon is not None:
+            self._recon.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoEncoder:
         return self

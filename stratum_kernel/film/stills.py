@@ -121,6 +121,16 @@ class PreviewCollector:
                 gh = max(2, round(h * gw / w))
                 self._gif[i] = cv2.resize(frame, (gw, gh), interpolation=cv2.INTER_AREA)
 
+    def wanted(self, first_index: int, n: int) -> list[int]:
+        """Offsets j in [0, n) of the frames ``first_index + j`` the previews use."""
+        return [j for j in range(n)
+                if first_index + j in self._want or first_index + j in self._gif_want]
+
+    @property
+    def complete(self) -> bool:
+        """Every frame the stills and the GIF need has been fed."""
+        return self._want <= self._stills.keys() and self._gif_want <= self._gif.keys()
+
     def finish(self) -> list[str]:
         from PIL import Image
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -151,13 +151,21 @@ def check_film(
     return rep
 
 
-def read_frames(path: str | Path, width: int, height: int, *, batch: int = 24
-                ) -> Iterator[np.ndarray]:
-    """Decode a film's video to uint8 [n ≤ batch, H, W, 3] blocks (ffmpeg rawvideo pipe)."""
+def read_frames(path: str | Path, width: int, height: int, *, batch: int = 24,
+                pix_fmt: str = "rgb24") -> Iterator[np.ndarray]:
+    """Decode a film's video to uint8 blocks of n ≤ ``batch`` frames (ffmpeg rawvideo
+    pipe): [n, H, W, 3] for 'rgb24'; for 'yuv420p' the planes as stored, [n, H·W·3/2]
+    (Y, then U and V at half size: no colour conversion, half the bytes)."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
-           "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24",
+           "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", pix_fmt,
            "pipe:1"]
-    frame_bytes = width * height * 3
+    if pix_fmt == "rgb24":
+        frame_bytes, shape = width * height * 3, (height, width, 3)
+    elif pix_fmt == "yuv420p":
+        frame_bytes = width * height * 3 // 2
+        shape = (frame_bytes,)
+    else:
+        raise ValueError(f"read_frames: pix_fmt must be 'rgb24' or 'yuv420p', got {pix_fmt!r}")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         while True:
@@ -167,7 +175,7 @@ def read_frames(path: str | Path, width: int, height: int, *, batch: int = 24
             n = len(data) // frame_bytes
             if n * frame_bytes != len(data):
                 raise RenderError(f"{path}: decoded video ends in a partial frame")
-            yield np.frombuffer(data, dtype=np.uint8).reshape(n, height, width, 3)
+            yield np.frombuffer(data, dtype=np.uint8).reshape(n, *shape)
     finally:
         proc.stdout.close()
         err = proc.stderr.read().decode(errors="replace")
@@ -177,13 +185,33 @@ def read_frames(path: str | Path, width: int, height: int, *, batch: int = 24
         raise RenderError(f"{path}: decoding failed: {tail_text(err)}")
 
 
-def decoded_digests(film: str | Path, width: int, height: int,
-                    feed: Callable[[int, np.ndarray], None] | None = None) -> list[bytes]:
-    """Per-frame sha256 of a film decoded back to rgb24; ``feed(first_index, block)`` sees
-    every decoded block (the previews are cut from it)."""
+def yuv420p_to_rgb(planes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """uint8 [H, W, 3] RGB of one yuv420p frame (``planes``: its H·W·3/2 bytes), BT.709
+    limited range as stratum encodes; chroma upsampled bilinearly. For previews: the
+    digests are taken over the planes themselves."""
+    import cv2
+
+    area = width * height
+    y = planes[:area].reshape(height, width).astype(np.float32)
+    cw, ch = width // 2, height // 2
+    u = planes[area : area + cw * ch].reshape(ch, cw).astype(np.float32)
+    v = planes[area + cw * ch :].reshape(ch, cw).astype(np.float32)
+    u = cv2.resize(u, (width, height), interpolation=cv2.INTER_LINEAR) - 128.0
+    v = cv2.resize(v, (width, height), interpolation=cv2.INTER_LINEAR) - 128.0
+    luma = (y - 16.0) * np.float32(255.0 / 219.0)
+    k = np.float32(255.0 / 224.0)
+    r = luma + k * np.float32(1.5748) * v
+    g = luma - k * (np.float32(0.1873) * u + np.float32(0.4681) * v)
+    b = luma + k * np.float32(1.8556) * u
+    rgb = np.stack([r, g, b], axis=-1)
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def decoded_digests(film: str | Path, width: int, height: int) -> list[bytes]:
+    """Per-frame sha256 of a film's decoded picture: each frame's yuv420p planes as the
+    decoder gives them (``decoded_sha256`` in meta.json; no colour conversion, so the
+    figure is the codec's output itself and costs half the hashing of RGB)."""
     out: list[bytes] = []
-    for block in read_frames(film, width, height):
-        if feed is not None:
-            feed(len(out), block)
+    for block in read_frames(film, width, height, pix_fmt="yuv420p"):
         out.extend(frame_digest(f) for f in block)
     return out

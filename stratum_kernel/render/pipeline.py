@@ -36,7 +36,7 @@ from stratum_kernel.core.paths import atomic_path, write_text_atomic
 from stratum_kernel.film.encode import EncodeParams, VideoEncoder
 from stratum_kernel.film.mux import PreparedAudio, concat_segments, prepare_audio
 from stratum_kernel.film.stills import PreviewCollector
-from stratum_kernel.film.streams import check_film, read_frames
+from stratum_kernel.film.streams import check_film, read_frames, yuv420p_to_rgb
 from stratum_kernel.render.fingerprint import section_records
 from stratum_kernel.render.jobs import PersistenceWindow, RenderContext, TrackJob
 from stratum_kernel.render.progress import RenderProgress, reporter
@@ -196,6 +196,28 @@ class TrackRun:
         return done
 
 
+#: Frames up to this size are checked from x264's reconstruction (``dump-yuv``, a
+#: temporary 1.4 MB a frame at 720p); larger ones are decoded back from the segment.
+RECON_MAX_AREA = 1920 * 1080
+
+
+def _recon_blocks(path: Path, width: int, height: int, batch: int = 24):
+    """uint8 [n, H·W·3/2] blocks of a raw yuv420p file, which is removed afterwards."""
+    frame_bytes = width * height * 3 // 2
+    try:
+        with open(path, "rb") as f:
+            while True:
+                data = f.read(frame_bytes * batch)
+                if not data:
+                    break
+                n = len(data) // frame_bytes
+                if n * frame_bytes != len(data):
+                    raise RenderError(f"{path}: x264's reconstruction ends in a partial frame")
+                yield np.frombuffer(data, dtype=np.uint8).reshape(n, frame_bytes)
+    finally:
+        path.unlink(missing_ok=True)
+
+
 class ChunkChecker:
     """Decodes each finished segment back, on a background thread while the next chunks
     render: the per-frame digests of the picture as it plays (``decoded_sha256`` in
@@ -203,7 +225,10 @@ class ChunkChecker:
 
     A track film is its segments joined by stream copy, and every segment starts with an
     IDR frame (closed GOPs), so a segment decodes to exactly the frames it shows inside
-    the film; ``stratum verify`` decodes the film itself and compares. Chunks rendered by an
+    the film; ``stratum verify`` decodes the film itself and compares. Up to
+    :data:`RECON_MAX_AREA`, the frames are x264's own reconstruction, written beside the
+    segment as it encodes (bit for bit what a decoder gives, by the H.264 standard; checked
+    in tests against ffmpeg's decoder), so no decoding is needed. Chunks rendered by an
     earlier, interrupted attempt (or on Dask workers) are decoded at :meth:`finish`.
     """
 
@@ -213,21 +238,32 @@ class ChunkChecker:
         self.collector = PreviewCollector(run.job.track_id, run.job.features,
                                           run.run_dir / "previews")
         self.decoded: dict[int, list[bytes]] = {}
+        self.previews: list[str] | None = None
         self._behind = Behind(pending=2, name="stratum-check")
 
-    def submit(self, index: int, start: int, stop: int) -> None:
-        """Check chunk ``index`` (frames [start, stop)) once its segment is complete."""
-        self._behind.submit(self._check, index, start, stop)
+    def submit(self, index: int, start: int, stop: int, recon: Path | None = None) -> None:
+        """Check chunk ``index`` (frames [start, stop)) once its segment is complete;
+        ``recon``: x264's reconstructed frames of it (read instead of decoding, removed)."""
+        self._behind.submit(self._check, index, start, stop, recon)
 
-    def _check(self, index: int, start: int, stop: int) -> None:
+    def _check(self, index: int, start: int, stop: int, recon: Path | None = None) -> None:
         seg = self.run.segment(index)
+        width, height = self.size
         digests: list[bytes] = []
-        for block in read_frames(seg, *self.size):
-            self.collector.feed(start + len(digests), block)
+        if recon is not None:
+            blocks = _recon_blocks(recon, width, height)
+        else:
+            blocks = read_frames(seg, width, height, pix_fmt="yuv420p")
+        for block in blocks:
+            first = start + len(digests)
+            for j in self.collector.wanted(first, len(block)):
+                self.collector.feed(first + j, yuv420p_to_rgb(block[j], width, height)[None])
             digests.extend(frame_digest(f) for f in block)
         if len(digests) != stop - start:
             raise RenderError(f"{seg}: decoded {len(digests)} frames, expected {stop - start}")
         self.decoded[index] = digests
+        if self.previews is None and self.collector.complete:
+            self.previews = self.collector.finish()  # written while the next chunks render
 
     def finish(self) -> tuple[list[bytes], list[str]]:
         """(every frame's decoded digest in order, the preview file names)."""
@@ -239,7 +275,9 @@ class ChunkChecker:
             if i not in self.decoded:
                 self._check(i, a, b)
         decoded = [d for i, _, _ in self.run.chunks for d in self.decoded[i]]
-        return decoded, self.collector.finish()
+        if self.previews is None:
+            self.previews = self.collector.finish()
+        return decoded, self.previews
 
     def close(self) -> None:
         """Stop the thread after a failure (what it was doing is dropped)."""
@@ -389,7 +427,8 @@ def render_missing_chunks(run: TrackRun, *, progress: RenderProgress,
     def consume(u: Unit, frames: np.ndarray) -> None:
         if enc["encoder"] is None:
             enc["encoder"] = VideoEncoder(run.segment(u.chunk), width=width, height=height,
-                                          fps=fps, params=cfg.encode)
+                                          fps=fps, params=cfg.encode,
+                                          recon=width * height <= RECON_MAX_AREA)
             enc["digests"] = []
         enc["encoder"].write(frames)
         enc["digests"].extend(frame_digest(f) for f in frames)
@@ -398,12 +437,13 @@ def render_missing_chunks(run: TrackRun, *, progress: RenderProgress,
         progress.advance(job.track_id, len(frames))
         if u.stop == u.chunk_stop:
             seg = enc["encoder"].close()
+            recon = enc["encoder"].recon_path
             enc["encoder"] = None
             start = u.chunk_stop - len(enc["digests"])
             if on_chunk is not None:
                 on_chunk(job.track_id, u.chunk)
             record_chunk(run, u.chunk, start, u.chunk_stop, enc["digests"], seg)
-            checker.submit(u.chunk, start, u.chunk_stop)
+            checker.submit(u.chunk, start, u.chunk_stop, recon)
 
     t0 = time.perf_counter()
     try:

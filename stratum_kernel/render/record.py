@@ -26,7 +26,8 @@ from stratum_kernel.core.errors import ConfigError, RenderError
 from stratum_kernel.core.paths import write_text_atomic
 from stratum_kernel.core.schema import read_json, validation_error
 
-RUN_FORMAT = "stratum-run/1"
+#: meta.json's format. 2: decoded-frame digests are over the yuv420p planes (1: over RGB).
+RUN_FORMAT = "stratum-run/2"
 
 
 class _Record(BaseModel):
@@ -137,6 +138,10 @@ class RunRecord(_Record):
     @field_validator("format")
     @classmethod
     def _known(cls, v: str) -> str:
+        if v == "stratum-run/1":
+            raise ValueError(f"is {v!r}, from an older stratum (its decoded-frame digests "
+                             "are over RGB, today's over the decoded yuv420p planes); "
+                             "render the run again to verify it")
         if v != RUN_FORMAT:
             raise ValueError(f"is {v!r}, not {RUN_FORMAT!r}: not a stratum run record")
         return v

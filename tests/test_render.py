@@ -205,6 +205,9 @@ def test_resume_ends_with_identical_files(baseline, album_dir, tiny_model_dir, t
     run = tmp_path / "r"
     assert (run / ".work").is_dir() and not (run / "meta.json").exists()
     assert not list(run.rglob("*.tmp-*"))  # nothing half-written under a final name
+    if where == "between_chunks":  # track1 was finished beside track2's frames, and stays
+        state = json.loads((run / ".work" / "track1" / "state.json").read_text())
+        assert "done" in state and (run / "track1.mp4").is_file()
     with pytest.raises(RenderError, match="--resume"):
         render(album_dir, tiny_model_dir, tmp_path, "r")
     with pytest.raises(RenderError, match=r"started with other inputs — render\.yaml"):

@@ -39,7 +39,15 @@ from stratum_kernel.render.config import RenderConfig
 from stratum_kernel.render.distributed import check_local_only, connect, render_tracks_distributed
 from stratum_kernel.render.fingerprint import changed, digest, explain, run_fingerprint
 from stratum_kernel.render.jobs import RenderContext
-from stratum_kernel.render.pipeline import WORK, TrackRun, render_track_chunks
+from stratum_kernel.render.pipeline import (
+    WORK,
+    TrackRun,
+    finish_track,
+    prepare_track_audio,
+    render_missing_chunks,
+    render_track_chunks,
+    track_already_done,
+)
 from stratum_kernel.render.progress import RenderProgress, reporter
 from stratum_kernel.render.record import RUN_FORMAT, AlbumRecord, RunRecord, TrackRecord
 
@@ -267,9 +275,7 @@ def _render_run(ctx: RenderContext, run_id: str, run_dir: Path, *, progress: boo
             worker_hook=dist["worker_hook"], address=dist["address"])
     else:
         try:
-            for tid in ids:
-                tracks[tid] = render_track(ctx, run_dir, tid, progress=shown,
-                                           on_chunk=on_chunk)
+            tracks = _render_tracks_overlapped(ctx, run_dir, ids, shown, on_chunk)
         finally:
             shown.close()
     fps = float(cfg.frame_rate)
@@ -305,6 +311,36 @@ def _render_run(ctx: RenderContext, run_id: str, run_dir: Path, *, progress: boo
     log.info("run %s finished: %d frames in %.1f s (%.2f fps)", run_id, total, seconds,
              total / max(seconds, 1e-9))
     return RunResult(run_id, run_dir, tracks, album, record, seconds)
+
+
+def _render_tracks_overlapped(ctx: RenderContext, run_dir: Path, ids: list[str],
+                              shown: RenderProgress, on_chunk: OnChunk | None
+                              ) -> dict[str, TrackRecord]:
+    """Each track's frames in turn, while the previous track is finished (segments joined
+    with its sound, the film checked, the last chunk's digests and the previews) on one
+    background thread: the per-track work no longer waits between tracks. A failure in
+    either stops the run after the finishing in flight has ended (its track then stays
+    done for ``--resume``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tracks: dict[str, TrackRecord] = {}
+    finishing: dict = {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stratum-finish") as pool:
+        for tid in ids:
+            for done in [t for t, f in finishing.items() if f.done()]:
+                tracks[done] = finishing.pop(done).result()  # raises a finishing failure
+            run = TrackRun(ctx, ctx.job(tid), run_dir)
+            record = track_already_done(run)
+            if record is not None:
+                shown.start_track(tid, run.job.n_frames)
+                tracks[tid] = record
+                continue
+            audio = prepare_track_audio(run)
+            render_missing_chunks(run, progress=shown, on_chunk=on_chunk)
+            finishing[tid] = pool.submit(finish_track, run, audio)
+        for tid, future in finishing.items():
+            tracks[tid] = future.result()
+    return {tid: tracks[tid] for tid in ids}
 
 
 def _result_from_record(run_dir: Path) -> RunResult:

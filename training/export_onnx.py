@@ -247,7 +247,7 @@ def generator_from_checkpoint(path: str | Path, *, ema: bool = True) -> tuple[Ge
     native = gen.output_size
     if "plan" in config:
         plan = Plan(**config["plan"])
-        st = plan.state(images_seen / 1000.0)
+        st = plan.state(float(ckpt.get("plan_kimg", images_seen / 1000.0)))
         native = st.resolution if st.alpha >= 1 or st.index == 0 else (
             plan.stages[st.index - 1].resolution
         )

@@ -344,6 +344,11 @@ class GANModule(L.LightningModule):
             with open(Path(self.cfg.out_dir) / "validation.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Where the plan stood, so an export (or a resumed time-keyed run) need not infer it
+        # from images seen, which differ from the plan's position when a clock keys it.
+        checkpoint["plan_kimg"] = self.position_kimg()
+
     def on_train_epoch_start(self) -> None:
         loader = self.trainer.train_dataloader
         dataset = getattr(loader, "dataset", None)

@@ -16,6 +16,9 @@ import argparse
 import hashlib
 import json
 import time
+from collections.abc import Iterable
+from functools import partial
+from multiprocessing import get_context
 from pathlib import Path
 
 from PIL import Image
@@ -48,6 +51,40 @@ def existing_record(out_dir: Path, stem: str, size: int) -> ImageRecord | None:
     )
 
 
+def make_image(
+    out_dir: Path,
+    index: int,
+    *,
+    size: int,
+    base_seed: int = 0,
+    buckets: tuple[str, ...] = BUCKETS,
+    reuse: bool = True,
+) -> ImageRecord:
+    """Write image ``index`` of a set (bucket ``buckets[index % len(buckets)]``, seed
+    ``base_seed + index``) unless ``reuse`` finds it already written; return its record."""
+    bucket = buckets[index % len(buckets)]
+    seed = base_seed + index
+    stem = f"{index:05d}-{bucket}"
+    if reuse:
+        old = existing_record(out_dir, stem, size)
+        if old is not None and old.seed == seed:
+            return old
+    img, params = generate(bucket, seed, size)
+    return write_image(
+        out_dir, stem, img, bucket=bucket, seed=seed, source="procedural", params=params
+    )
+
+
+def _collect(made: Iterable[ImageRecord], count: int, progress: bool) -> list[ImageRecord]:
+    records = []
+    t0 = time.perf_counter()
+    for n, record in enumerate(made, start=1):
+        records.append(record)
+        if progress and n % 100 == 0:
+            print(f"{n}/{count} images ({n / (time.perf_counter() - t0):.1f}/s)", flush=True)
+    return records
+
+
 def make_set(
     out_dir: str | Path,
     *,
@@ -58,39 +95,23 @@ def make_set(
     start: int = 0,
     progress: bool = True,
     reuse: bool = True,
+    workers: int = 1,
 ) -> list[ImageRecord]:
     """Write ``count`` procedural images (indices ``start..start+count``) and the manifest.
 
     With ``reuse``, an image whose PNG and sidecar already exist (an interrupted run) is
     kept and only hashed: generation is deterministic, so it is the same image.
+    ``workers`` > 1 makes the images in a process pool (same files, same manifest).
     """
     out_dir = Path(out_dir)
-    records = []
-    t0 = time.perf_counter()
-    for i in range(start, start + count):
-        bucket = buckets[i % len(buckets)]
-        seed = base_seed + i
-        stem = f"{i:05d}-{bucket}"
-        if reuse:
-            old = existing_record(out_dir, stem, size)
-            if old is not None and old.seed == seed:
-                records.append(old)
-                continue
-        img, params = generate(bucket, seed, size)
-        records.append(
-            write_image(
-                out_dir,
-                stem,
-                img,
-                bucket=bucket,
-                seed=seed,
-                source="procedural",
-                params=params,
-            )
-        )
-        if progress and (i + 1 - start) % 100 == 0:
-            rate = (i + 1 - start) / (time.perf_counter() - t0)
-            print(f"{i + 1 - start}/{count} images ({rate:.1f}/s)", flush=True)
+    one = partial(make_image, out_dir, size=size, base_seed=base_seed, buckets=buckets, reuse=reuse)
+    indices = range(start, start + count)
+    if workers > 1:
+        # Spawned, not forked: the caller may hold torch / OpenMP threads a fork would copy.
+        with get_context("spawn").Pool(workers) as pool:
+            records = _collect(pool.imap(one, indices, chunksize=4), count, progress)
+    else:
+        records = _collect(map(one, indices), count, progress)
     write_manifest(out_dir, records)
     return records
 
@@ -104,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="base seed")
     parser.add_argument("--start", type=int, default=0, help="first image index")
     parser.add_argument("--buckets", nargs="+", choices=BUCKETS, default=list(BUCKETS))
+    parser.add_argument("--workers", type=int, default=1, help="processes that make images")
     args = parser.parse_args(argv)
     out = Path(args.out) if args.out else project_root() / "data" / args.set
     records = make_set(
@@ -113,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         base_seed=args.seed,
         buckets=tuple(args.buckets),
         start=args.start,
+        workers=args.workers,
     )
     print(f"wrote {len(records)} images and {out / 'manifest.csv'}")
     return 0

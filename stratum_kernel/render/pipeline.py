@@ -9,7 +9,8 @@ Queues are bounded, so memory stays flat and the slowest stage sets the pace. A 
 any stage stops the others and is re-raised in the caller; an encoder left open is aborted
 (its temporary file removed). When a chunk's segment is complete it is checked and recorded
 in ``state.json`` (written atomically): a resumed run skips recorded chunks whose segment
-file still has the recorded sha256.
+file still has the recorded sha256. The segment's decoded picture (digests and previews) is
+taken on a fourth thread (:class:`ChunkChecker`) while the next chunks render.
 """
 
 from __future__ import annotations
@@ -219,8 +220,8 @@ def _recon_blocks(path: Path, width: int, height: int, batch: int = 24):
 
 
 class ChunkChecker:
-    """Decodes each finished segment back, on a background thread while the next chunks
-    render: the per-frame digests of the picture as it plays (``decoded_sha256`` in
+    """Takes each finished segment's decoded picture, on a background thread while the next
+    chunks render: the per-frame digests of the picture as it plays (``decoded_sha256`` in
     meta.json) and the preview stills and GIF, cut from those decoded frames.
 
     A track film is its segments joined by stream copy, and every segment starts with an

@@ -227,3 +227,16 @@ def test_native_size_and_an_extra_head_decode_the_same_weights(tmp_path):
         load_model(tmp_path)
     with pytest.raises(ValueError, match="above the native"):
         export_onnx.export_model(gen, tmp_path / "x", levels=1, head_sizes=[32])
+
+
+def test_latent_blur_exports_and_agrees_with_torch(tmp_path):
+    gen = _gen(latent_blur=True)
+    export_onnx.export_model(gen, tmp_path, name="blur", version="0", checkpoint="x.ckpt",
+                             training={}, anchor_count=2, anchor_samples=16, axis_count=2)
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["architecture"]["config"]["latent_blur"] is True
+    z = np.random.default_rng(1).standard_normal((2, 8, 16, 16)).astype(np.float32)
+    out = _session(tmp_path / "generator.onnx").run(None, {"z": z})[0]
+    with torch.no_grad():
+        ref = gen(torch.from_numpy(z)).numpy()
+    assert np.abs(out - ref).max() < 1e-4

@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         report["ort_fps"] = [ort_fps(source, threads=t) for t in (1, 2)]
     if args.figures:
         figures = write_figures(gen, root / args.figures, levels=levels)
-        report["figures"] = [str(p.relative_to(root)) for p in figures]
+        report["figures"] = [str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+                         for p in figures]
         (root / args.figures / "evaluation.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
     return 0

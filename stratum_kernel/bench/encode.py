@@ -24,7 +24,7 @@ from pathlib import Path
 from stratum_kernel.bench.quality import has_vmaf, score
 from stratum_kernel.bench.render import _naive, _write_album
 from stratum_kernel.bench.timing import machine_description, median, print_table, write_json
-from stratum_kernel.film.encode import BT709, ffmpeg_exe
+from stratum_kernel.film.encode import BT709, TO_BT709, ffmpeg_exe
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def _encode(raw: Path, out: Path, cand: Candidate, size: tuple[int, int], fps: f
     w, h = size
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo",
            "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", f"{fps:g}", "-i", str(raw),
-           "-vf", "scale=out_color_matrix=bt709:out_range=tv", "-c:v", "libx264",
+           "-vf", TO_BT709, "-c:v", "libx264",
            *cand.args(), "-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize",
            f"{2 * kbps}k", "-pix_fmt", "yuv420p", "-g", str(round(2 * fps)),
            "-threads", str(threads), *BT709, "-an", "-f", "mp4", str(out)]

@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from stratum_kernel.film.encode import ffmpeg_exe
+from stratum_kernel.film.encode import TO_BT709, ffmpeg_exe
 
 
 def has_vmaf() -> bool:
@@ -19,7 +19,7 @@ def score(raw: Path, film: Path, size: tuple[int, int], fps: float, *, vmaf: boo
     """SSIM (Y and all), PSNR (Y) and, with ``vmaf``, VMAF of ``film`` against the raw RGB
     source, both converted to yuv420p BT.709 limited range as the encoder sees it."""
     w, h = size
-    conv = "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
+    conv = f"{TO_BT709},format=yuv420p"
     graph = (f"[0:v]{conv},split=3[r1][r2][r3];[1:v]format=yuv420p,split=3[d1][d2][d3];"
              "[d1][r1]ssim;[d2][r2]psnr" + (";[d3][r3]libvmaf" if vmaf else ";[d3]nullsink;"
                                            "[r3]nullsink"))

@@ -158,6 +158,8 @@ def _rate(fps: float) -> str:
 
 BITEXACT = ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
             "-flags:a", "+bitexact"]
+#: RGB → BT.709 limited-range YUV, as every stratum film is encoded (and scored).
+TO_BT709 = "scale=out_color_matrix=bt709:out_range=tv"
 BT709 = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
          "-color_range", "tv"]
 
@@ -166,7 +168,7 @@ def video_args(params: EncodeParams, width: int, height: int, fps: float) -> lis
     """The x264 output options shared by every segment of a run."""
     x = resolve_x264(params, width, height, fps)
     return [
-        "-vf", "scale=out_color_matrix=bt709:out_range=tv",
+        "-vf", TO_BT709,
         "-c:v", "libx264", "-preset", x.preset, *(["-tune", x.tune] if x.tune else []),
         "-crf", str(x.crf),
         *(["-maxrate", f"{x.max_bitrate}k", "-bufsize", f"{2 * x.max_bitrate}k"]

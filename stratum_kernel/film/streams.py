@@ -168,14 +168,8 @@ def read_frames(path: str | Path, width: int, height: int, *, batch: int = 24,
         raise ValueError(f"read_frames: pix_fmt must be 'rgb24' or 'yuv420p', got {pix_fmt!r}")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        while True:
-            data = proc.stdout.read(frame_bytes * batch)
-            if not data:
-                break
-            n = len(data) // frame_bytes
-            if n * frame_bytes != len(data):
-                raise RenderError(f"{path}: decoded video ends in a partial frame")
-            yield np.frombuffer(data, dtype=np.uint8).reshape(n, *shape)
+        yield from raw_frame_blocks(proc.stdout, frame_bytes, shape, batch=batch,
+                                    what=f"{path}: decoded video")
     finally:
         proc.stdout.close()
         err = proc.stderr.read().decode(errors="replace")
@@ -183,6 +177,21 @@ def read_frames(path: str | Path, width: int, height: int, *, batch: int = 24,
         rc = proc.wait()
     if rc != 0:
         raise RenderError(f"{path}: decoding failed: {tail_text(err)}")
+
+
+def raw_frame_blocks(stream, frame_bytes: int, shape: tuple[int, ...], *, batch: int = 24,
+                     what: str) -> Iterator[np.ndarray]:
+    """uint8 [n ≤ batch, *shape] blocks of consecutive raw frames of ``frame_bytes`` each
+    read from a binary ``stream`` (a pipe or a file); RenderError naming ``what`` if it
+    ends inside a frame."""
+    while True:
+        data = stream.read(frame_bytes * batch)
+        if not data:
+            return
+        n = len(data) // frame_bytes
+        if n * frame_bytes != len(data):
+            raise RenderError(f"{what} ends in a partial frame")
+        yield np.frombuffer(data, dtype=np.uint8).reshape(n, *shape)
 
 
 def yuv420p_to_rgb(planes: np.ndarray, width: int, height: int) -> np.ndarray:

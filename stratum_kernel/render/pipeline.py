@@ -15,6 +15,7 @@ taken on a fourth thread (:class:`ChunkChecker`) while the next chunks render.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
@@ -37,7 +38,12 @@ from stratum_kernel.core.paths import atomic_path, write_text_atomic
 from stratum_kernel.film.encode import EncodeParams, VideoEncoder
 from stratum_kernel.film.mux import PreparedAudio, concat_segments, prepare_audio
 from stratum_kernel.film.stills import PreviewCollector
-from stratum_kernel.film.streams import check_film, read_frames, yuv420p_to_rgb
+from stratum_kernel.film.streams import (
+    check_film,
+    raw_frame_blocks,
+    read_frames,
+    yuv420p_to_rgb,
+)
 from stratum_kernel.render.fingerprint import section_records
 from stratum_kernel.render.jobs import PersistenceWindow, RenderContext, TrackJob
 from stratum_kernel.render.progress import RenderProgress, reporter
@@ -202,19 +208,13 @@ class TrackRun:
 RECON_MAX_AREA = 1920 * 1080
 
 
-def _recon_blocks(path: Path, width: int, height: int, batch: int = 24):
-    """uint8 [n, H·W·3/2] blocks of a raw yuv420p file, which is removed afterwards."""
+def _recon_blocks(path: Path, width: int, height: int):
+    """uint8 [n, H·W·3/2] blocks of x264's raw yuv420p reconstruction, removed afterwards."""
     frame_bytes = width * height * 3 // 2
     try:
         with open(path, "rb") as f:
-            while True:
-                data = f.read(frame_bytes * batch)
-                if not data:
-                    break
-                n = len(data) // frame_bytes
-                if n * frame_bytes != len(data):
-                    raise RenderError(f"{path}: x264's reconstruction ends in a partial frame")
-                yield np.frombuffer(data, dtype=np.uint8).reshape(n, frame_bytes)
+            yield from raw_frame_blocks(f, frame_bytes, (frame_bytes,),
+                                        what=f"{path}: x264's reconstruction")
     finally:
         path.unlink(missing_ok=True)
 
@@ -389,14 +389,23 @@ def render_track_chunks(run: TrackRun, *, progress: bool | str | RenderProgress 
                         on_chunk: Callable[[str, int], None] | None = None) -> TrackRecord:
     """Render, join, check and digest one track; returns its record. progress: a
     :class:`RenderProgress` (the run's), or True/False/'bar'/'lines' for this track alone."""
+    return render_track_frames(run, progress=progress, on_chunk=on_chunk)()
+
+
+def render_track_frames(run: TrackRun, *, progress: bool | str | RenderProgress = False,
+                        on_chunk: Callable[[str, int], None] | None = None
+                        ) -> Callable[[], TrackRecord]:
+    """Render the frames one track still lacks; returns the call that finishes it (join,
+    checks, digests, previews: :func:`finish_track`, or the earlier record of a track an
+    earlier attempt finished), which an album render runs beside the next track's frames."""
     progress = reporter(progress, {run.job.track_id: run.job.n_frames})
     done_rec = track_already_done(run)
     if done_rec is not None:
         progress.start_track(run.job.track_id, run.job.n_frames)
-        return done_rec
+        return lambda: done_rec
     audio = prepare_track_audio(run)
     render_missing_chunks(run, progress=progress, on_chunk=on_chunk)
-    return finish_track(run, audio)
+    return functools.partial(finish_track, run, audio)
 
 
 def render_missing_chunks(run: TrackRun, *, progress: RenderProgress,

@@ -42,11 +42,8 @@ from stratum_kernel.render.jobs import RenderContext
 from stratum_kernel.render.pipeline import (
     WORK,
     TrackRun,
-    finish_track,
-    prepare_track_audio,
-    render_missing_chunks,
     render_track_chunks,
-    track_already_done,
+    render_track_frames,
 )
 from stratum_kernel.render.progress import RenderProgress, reporter
 from stratum_kernel.render.record import RUN_FORMAT, AlbumRecord, RunRecord, TrackRecord
@@ -324,20 +321,14 @@ def _render_tracks_overlapped(ctx: RenderContext, run_dir: Path, ids: list[str],
     from concurrent.futures import ThreadPoolExecutor
 
     tracks: dict[str, TrackRecord] = {}
-    finishing: dict = {}
+    finishing: dict = {}  # id -> the future of its finishing
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stratum-finish") as pool:
         for tid in ids:
             for done in [t for t, f in finishing.items() if f.done()]:
                 tracks[done] = finishing.pop(done).result()  # raises a finishing failure
             run = TrackRun(ctx, ctx.job(tid), run_dir)
-            record = track_already_done(run)
-            if record is not None:
-                shown.start_track(tid, run.job.n_frames)
-                tracks[tid] = record
-                continue
-            audio = prepare_track_audio(run)
-            render_missing_chunks(run, progress=shown, on_chunk=on_chunk)
-            finishing[tid] = pool.submit(finish_track, run, audio)
+            finishing[tid] = pool.submit(render_track_frames(run, progress=shown,
+                                                             on_chunk=on_chunk))
         for tid, future in finishing.items():
             tracks[tid] = future.result()
     return {tid: tracks[tid] for tid in ids}

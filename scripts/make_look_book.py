@@ -50,18 +50,23 @@ def _label(text: str, sub: str, size: tuple[int, int]) -> np.ndarray:
     return img
 
 
-def look_rows(track: str, size: tuple[int, int]) -> tuple[list[tuple[str, np.ndarray]], list]:
-    """[(preset, uint8 [h, 4*w, 3])], and the moments in seconds."""
+def look_rows(track: str, size: tuple[int, int], model: Path | None = None
+              ) -> tuple[list[tuple[str, np.ndarray]], list]:
+    """[(preset, uint8 [h, 4*w, 3])], and the moments in seconds. Each row is its preset
+    alone: render.yaml's per-track ``sections`` (another look from a marker on) are left
+    out, or every row would show the section's look there."""
     from stratum_kernel.motion.presets import list_presets, load_preset
     from stratum_kernel.render.config import load_render_config
     from stratum_kernel.render.jobs import RenderContext
 
-    cfg = load_render_config(ROOT / "render.yaml", {"resolution": f"{size[0]}x{size[1]}",
-                                                    "tracks": [track]})
+    over = {"resolution": f"{size[0]}x{size[1]}", "tracks": [track]}
+    if model is not None:
+        over["model_dir"] = str(model.resolve())
+    cfg = load_render_config(ROOT / "render.yaml", over)
     ctx = RenderContext(cfg, progress=True)
     rows, times = [], []
     for name in list_presets():
-        job = ctx.job(track, load_preset(name))
+        job = ctx.job(track, load_preset(name), sections=False)
         frames = [min(job.n_frames - 1, round(m * job.n_frames)) for m in MOMENTS]
         times = [job.start + f / job.fps for f in frames]
         row = np.concatenate([ctx.frames(job, f, f + 1)[0] for f in frames], axis=1)
@@ -118,9 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="256x144", help="one frame, WxH (each a multiple of 16)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "media" / "look-book.jpg")
     ap.add_argument("--md", type=Path, default=ROOT / "docs" / "LOOKBOOK.md")
+    ap.add_argument("--model", type=Path, default=None,
+                    help="a model folder other than render.yaml's model_dir (to compare)")
     args = ap.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
-    rows, times = look_rows(args.track, (w, h))
+    rows, times = look_rows(args.track, (w, h), args.model)
     write_book(rows, times, args.track, (w, h), args.out, args.md)
     return 0
 

@@ -11,7 +11,9 @@ import pytest
 from stratum_kernel.core.errors import ConfigError
 from stratum_kernel.core.timeline import FrameFeatures
 from stratum_kernel.motion.controller import (
+    REFERENCE_AXIS_STRENGTH,
     LatentController,
+    axis_gains,
     catmull_rom_weights,
     ema,
     hold_decay,
@@ -26,8 +28,10 @@ D = 8 * 16 * 16
 FPS = 24.0
 
 
-def synthetic_model(n_anchors: int = 6, n_axes: int = 6, seed: int = 7) -> GeneratorModel:
-    """A GeneratorModel with seeded N(0, 1) anchors and orthonormal PCA axes (no ONNX)."""
+def synthetic_model(n_anchors: int = 6, n_axes: int = 6, seed: int = 7,
+                    strength: list[float] | None = None) -> GeneratorModel:
+    """A GeneratorModel with seeded N(0, 1) anchors and orthonormal PCA axes (no ONNX);
+    ``strength``: its meta's pca_strength (none: every axis keeps gain 1)."""
     rng = np.random.default_rng(seed)
     names = ANCHOR_NAMES[:n_anchors]
     anchors = {n: rng.standard_normal((8, 16, 16)).astype(np.float32) for n in names}
@@ -40,6 +44,7 @@ def synthetic_model(n_anchors: int = 6, n_axes: int = 6, seed: int = 7) -> Gener
         name="synthetic", version="0", output_shape=(3, 64, 64),
         onnx={"sha256": "0" * 64, "opset": 18},
         anchors={n: a.ravel().tolist() for n, a in anchors.items()},
+        pca_strength=strength or [],
     )
     return GeneratorModel(Path("."), meta, Path("generator.onnx"), anchors, axes)
 
@@ -344,6 +349,38 @@ def test_a_drum_hit_moves_along_its_pca_axis(model):
     c = plan.pca_coefficients[:, 3]
     assert c[39] == 0 and c[40] > c[41] > c[50] > 0  # rings and decays
     assert not any("drums" in note for note in plan.notes)
+
+
+def test_axis_gains_turn_down_only_the_axes_stronger_than_the_reference():
+    ref = REFERENCE_AXIS_STRENGTH
+    g = axis_gains([28 * ref, 2 * ref, ref, 0.5 * ref, 0.0], 6)
+    assert g == pytest.approx([1 / 28, 0.5, 1.0, 1.0, 1.0, 1.0])  # 0 and missing: gain 1
+    assert axis_gains([], 3) == pytest.approx([1, 1, 1])
+    assert axis_gains([5 * ref] * 8, 2) == pytest.approx([0.2, 0.2])  # more strengths than axes
+
+
+def test_a_hit_moves_a_strong_axis_by_the_same_picture_change():
+    """The same preset on a model whose axis 3 moves the picture 4x the reference: a quarter
+    of the latent step, so the frame changes as much as on a model at the reference."""
+    n = 96
+    env = np.zeros(n, np.float32)
+    hit = env.copy()
+    hit[40] = 1.0
+    stems = {s: {"envelope": env, "onset": env} for s in ("drums", "bass", "other", "vocals")}
+    stems["drums"] = {"envelope": env, "onset": hit}
+    preset = quiet(stem_map={"drums": [{"source": "onset", "target": "pca:3", "amount": 6.0,
+                                        "decay_s": 0.2}]})
+    steps = []
+    for strength in ([0.1] * 6, [0.1, 0.1, 0.1, 0.4, 0.1, 0.1]):
+        m = synthetic_model(strength=strength)
+        plan = LatentController(m, preset, seed=0, track_id="t1").plan(
+            synthetic_features(n, stems=stems))
+        z = plan.latents(0, n).reshape(n, -1).astype(np.float64)
+        steps.append(float((z[40] - z[39]) @ m.pca_axes.reshape(6, -1)[3].astype(np.float64)))
+    soft = 6.0 / np.sqrt(1 + 0.25)  # soft limit 12, applied before the gain
+    assert steps[0] == pytest.approx(soft, rel=1e-6)
+    assert steps[1] == pytest.approx(soft / 4, rel=1e-6)
+    assert steps[1] * 0.4 == pytest.approx(steps[0] * 0.1, rel=1e-6)  # same picture change
 
 
 def test_missing_stems_fall_back_to_the_mix_or_are_skipped(model):

@@ -17,7 +17,14 @@ from stratum_kernel.core.errors import ModelError  # noqa: E402
 from stratum_kernel.picture.generator import Generator  # noqa: E402
 from stratum_kernel.picture.model import load_model  # noqa: E402
 from training import export_onnx  # noqa: E402
-from training.latent_analysis import find_anchors, find_axes, kmeans, name_clusters  # noqa: E402
+from training.latent_analysis import (  # noqa: E402
+    describe,
+    find_anchors,
+    find_axes,
+    kmeans,
+    name_clusters,
+    vividness,
+)
 
 TINY = {"channels": [16, 12, 8]}  # 16² → 64²
 
@@ -155,6 +162,17 @@ def test_kmeans_separates_clear_clusters():
     centres, labels = kmeans(x, 2)
     assert len(set(labels[:30])) == 1 and len(set(labels[30:])) == 1 and labels[0] != labels[-1]
     assert np.allclose(np.sort(centres[:, 0]), [0, 5], atol=0.2)
+
+
+def test_vividness_ranks_a_colourful_detailed_picture_above_murk():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:32, 0:32] / 32.0
+    vivid = np.stack([np.sin(xx * 20), np.cos(yy * 17), -np.sin((xx + yy) * 9)]) * 0.9
+    murky = np.full((3, 32, 32), -0.3) + 0.02 * rng.standard_normal((3, 32, 32))
+    grey = np.zeros((3, 32, 32)) + np.sin(xx * 20) * 0.3
+    images = np.stack([murky, vivid, grey]).astype(np.float32)
+    v = vividness(describe(images))
+    assert v[1] > v[2] > v[0]
 
 
 def test_find_anchors_is_seeded():

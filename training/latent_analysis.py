@@ -2,9 +2,12 @@
 
 Anchors (:func:`find_anchors`): sample many latents z ~ N(0, 1), render them, describe each
 image by colour and texture statistics (:func:`training.metrics.colour_stats`), cluster the
-descriptions with k-means, and keep for each cluster the *medoid* latent (the sample
-nearest the cluster centre). A medoid is a real N(0, 1) draw, so it renders as crisply as
-any sample; an average of latents would shrink towards 0 and look washed out. Each anchor
+descriptions with k-means, and keep for each cluster its most vivid *typical* latent: of
+the half of its members nearest the cluster centre, the one with the most colour, contrast
+and detail together (:func:`vividness`). A model's samples vary in quality, and an anchor
+is where the film rests, so a murky member would be a murky film; the nearest half keeps
+the cluster's look. The pick is a real N(0, 1) draw, so it renders as crisply as any
+sample; an average of latents would shrink towards 0 and look washed out. Each anchor
 is named from its cluster's measured look: hue family ("ember", "tide", ...), and a
 texture or tone word when names would repeat.
 
@@ -75,6 +78,13 @@ def describe(images: np.ndarray) -> np.ndarray:
     ).astype(np.float32)
 
 
+def vividness(desc: np.ndarray) -> np.ndarray:
+    """float [N]: chroma + contrast + sharpness of :func:`describe` rows, each standardised
+    over the N samples (a picture worth resting on: colourful, contrasted, detailed)."""
+    cols = desc[:, [2, 4, 5]].astype(np.float64)
+    return ((cols - cols.mean(0)) / (cols.std(0) + 1e-9)).sum(1)
+
+
 def kmeans(
     x: np.ndarray, k: int, *, seed: int = 0, iters: int = 50
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -143,16 +153,19 @@ def find_anchors(
     std = (desc - desc.mean(0)) / (desc.std(0) + 1e-6)
     centres, labels = kmeans(std, count, seed=seed)
     st = colour_stats(images)
+    vivid = vividness(desc)
     picked, cluster_stats = [], []
     for j in range(count):
         members = np.flatnonzero(labels == j)
         if len(members) == 0:
             continue
-        medoid = members[np.argmin(((std[members] - centres[j]) ** 2).sum(1))]
-        picked.append(int(medoid))
+        dist = ((std[members] - centres[j]) ** 2).sum(1)
+        typical = members[np.argsort(dist, kind="stable")[: max(1, (len(members) + 1) // 2)]]
+        pick = typical[np.argmax(vivid[typical])]
+        picked.append(int(pick))
         cluster_stats.append(
             {
-                "hue": float(st["hue"][medoid]),
+                "hue": float(st["hue"][pick]),
                 "chroma": float(st["chroma"][members].mean()),
                 "sharpness": float(st["sharpness"][members].mean()),
                 "brightness": float(st["brightness"][members].mean()),

@@ -9,7 +9,8 @@ Two stages, so that any frame range computes alone with bit-identical results:
      spectral centroid (a brightness anchor), ``anchor:NAME`` mappings, seeded wander of
      the logits, and the section focus (shift / cut / none at each marker);
    - PCA coefficients ``[N, K]`` in latent units: feature and stem mappings to ``pca:K``
-     plus tempo pulses, each soft-limited to ``motion.pca_limit``;
+     plus tempo pulses, each soft-limited to ``motion.pca_limit`` and then scaled by the
+     axis's gain (:func:`axis_gains`), so a preset moves every model's picture alike;
    - post-FX modulation ``{param: [N]}``: additive offsets in the parameter's own units;
    - the wander gain ``[N]`` and the mixture's renormalisation scale ``[N]``.
 
@@ -31,8 +32,16 @@ gain and soft-clipped (``x / sqrt(1 + (x/b)²)``) so no element ever reaches the
 
 Range: anchors are N(0, 1) latents of norm ≈ sqrt(2048) ≈ 45; a convex mixture is shorter
 than its parts, so (``motion.renormalize``) it is rescaled to the anchors' mean norm; PCA
-offsets (≤ pca_limit along unit axes) and wander (≤ bound per element) are bounded on top,
-so latents stay in the range the generator was trained on.
+offsets (≤ pca_limit × the axis gain along unit axes) and wander (≤ bound per element) are
+bounded on top, so latents stay in the range the generator was trained on.
+
+Axis gains: how far one latent unit along an axis moves the picture depends on the model
+(``meta.pca_strength``: RMS pixel change per unit). The first bundled model moved about
+0.1 along each of its axes; a model with an image-wide path can move 2.8 along its first,
+so a preset's ``pca:0`` amount of 6 would drive it far past its range (a frame of one flat
+colour). A unit of ``amount`` is therefore at most :data:`REFERENCE_AXIS_STRENGTH` of pixel
+change: axes stronger than that are turned down in proportion, weaker ones keep one latent
+unit per unit (turning them up would leave the latent prior).
 """
 
 from __future__ import annotations
@@ -55,6 +64,8 @@ from stratum_kernel.picture.model import GeneratorModel
 log = logging.getLogger(__name__)
 
 REFERENCE_FPS = 24.0
+# RMS pixel change (tanh units) per unit of a pca:K amount, at most; see "Axis gains"
+REFERENCE_AXIS_STRENGTH = 0.1
 # mix features standing in for each stem's (envelope, onset) when a track has no stems
 STEM_FALLBACK = {
     "drums": ("percussive", "onset"),
@@ -127,6 +138,17 @@ def shape_signal(v: np.ndarray, m: SignalMapping) -> np.ndarray:
         mag = np.maximum(0.0, (np.abs(s) - th) / (1.0 - th)) ** m.curve
         return np.sign(s) * mag
     return np.maximum(0.0, (v - th) / (1.0 - th)) ** m.curve
+
+
+def axis_gains(strength, count: int) -> np.ndarray:
+    """float64 [count]: latent units per unit of a ``pca:K`` amount, from the model's
+    ``pca_strength`` (RMS pixel change per latent unit along each axis): ``min(1, REF /
+    strength)``. Axes without a measured strength keep gain 1."""
+    gains = np.ones(count)
+    s = np.asarray(strength, dtype=np.float64)[:count]
+    ok = s > 0
+    gains[: s.size][ok] = np.minimum(1.0, REFERENCE_AXIS_STRENGTH / s[ok])
+    return gains
 
 
 def catmull_rom_weights(f: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -299,6 +321,7 @@ class LatentController:
         self.axes = axes.reshape(axes.shape[0], -1) if axes.size else np.zeros((0, 1))
         if self.axes.shape[0] == 0:
             self.axes = np.zeros((0, self.anchors.shape[1]))
+        self.axis_gain = axis_gains(model.meta.pca_strength, self.axes.shape[0])
 
     # -- helpers --
 
@@ -485,7 +508,8 @@ class LatentController:
         weights = e / e.sum(axis=1, keepdims=True)
 
         mix_scale = self._mix_scale(weights) if p.motion.renormalize else np.ones(n)
-        coefs = soft_clip(coefs, p.motion.pca_limit * self.scale) if k else coefs
+        if k:
+            coefs = soft_clip(coefs, p.motion.pca_limit * self.scale) * self.axis_gain
         wd = p.motion.wander
         wander_gain = wd.amount * self.scale * ((1.0 - wd.follow_rms) + wd.follow_rms * rms_s)
 

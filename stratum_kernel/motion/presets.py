@@ -95,8 +95,9 @@ class SignalMapping(StrictModel):
     source: for ``features``, a full-mix feature (rms, onset, centroid, flatness, harmonic,
         percussive); for ``stem_map``, ``envelope`` or ``onset`` of that stem.
     amount: gain. For ``pca:K`` in latent standard deviations (``meta.latent_scale``) along
-        the unit axis; for ``anchor:NAME`` in softmax logits; for ``postfx:PARAM`` in the
-        parameter's own units (added to its static value).
+        the unit axis, turned down on axes that move the picture more than the reference
+        (``motion.controller.axis_gains``); for ``anchor:NAME`` in softmax logits; for
+        ``postfx:PARAM`` in the parameter's own units (added to its static value).
     bipolar: centre the signal (``2v - 1``) so that it pushes both ways.
     curve: response exponent applied to the (gated) signal: >1 favours peaks.
     threshold: a gate; values below it count as zero, the rest is rescaled to [0, 1].
@@ -174,9 +175,10 @@ class MotionParams(StrictModel):
         smoothing, 0.95 ≈ 0.8 s time constant); converted so motion looks the same at any
         frame rate. speed: time scale of the whole mood (wander rate × speed, smoothing time
         ÷ speed). onset_decay_s: how long onset hits ring by default. pca_limit: soft limit
-        of each PCA coefficient (latent std units). renormalize: rescale the anchor mixture to
-        the anchors' mean norm (a convex mix of Gaussian latents is shorter than its parts,
-        and the generator was trained on norms near sqrt(2048)).
+        of each PCA coefficient (latent std units, before the axis gain). renormalize:
+        rescale the anchor mixture to the anchors' mean norm (a convex mix of Gaussian
+        latents is shorter than its parts, and the generator was trained on norms near
+        sqrt(2048)).
     """
 
     smoothing_alpha: float = Field(default=0.9, ge=0.0, lt=1.0)

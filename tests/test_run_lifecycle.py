@@ -90,6 +90,31 @@ def test_resume_after_the_preset_file_changed_is_refused(album, tiny_model_dir, 
                controller={"preset": str(preset)})
 
 
+def test_resume_after_the_picture_code_changed_is_refused(album, tiny_model_dir, tmp_path,
+                                                         monkeypatch):
+    from stratum_kernel.render import fingerprint
+
+    out = tmp_path / "out"
+    _interrupted(album, tiny_model_dir, out)
+    monkeypatch.setattr(fingerprint, "picture_code_digest", lambda: "0" * 64)
+    with pytest.raises(RenderError, match="stratum's picture code"):
+        render(album, tiny_model_dir, out, "r", resume=True)
+
+
+def test_the_picture_code_digest_covers_motion_and_picture_sources_only(tmp_path):
+    from stratum_kernel.render.fingerprint import PICTURE_CODE, code_digest
+
+    for sub in ("motion", "picture/postfx", "render"):
+        (tmp_path / sub).mkdir(parents=True)
+        (tmp_path / sub / "m.py").write_text("x = 1\n")
+    first = code_digest(tmp_path, PICTURE_CODE)
+    (tmp_path / "render" / "m.py").write_text("x = 2\n")
+    (tmp_path / "motion" / "notes.yaml").write_text("not code\n")
+    assert code_digest(tmp_path, PICTURE_CODE) == first
+    (tmp_path / "picture" / "postfx" / "m.py").write_text("x = 2\n")
+    assert code_digest(tmp_path, PICTURE_CODE) != first
+
+
 def test_resume_after_a_sound_only_change_keeps_every_frame(album, tiny_model_dir, tmp_path):
     """Another loudness target changes the films' sound: the finished chunks are kept, the
     audio and joins are remade, and the result is byte-identical to a fresh render with the

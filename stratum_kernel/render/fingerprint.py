@@ -6,7 +6,8 @@ output so far, in two parts, each with its components so that a refused resume c
 
 - **picture**: what changes a frame or a video segment's bytes — the config (without where
   chunks run, the decoder's batch size and threads, and the sound settings), the sha256 of
-  the model head, the libraries that shape pixels and x264 bytes, and per track the digest
+  the model head, the libraries that shape pixels and x264 bytes, stratum's own code that
+  turns features into pixels (the sources of ``motion`` and ``picture``), and per track the digest
   of its frame features (so the content of its audio and stems, its tracklist entry — bpm,
   markers — and the album-wide scaling), its span and seeds, its resolved preset, post-FX,
   sections and the pixels of its overlay strips (the saved panel values included).
@@ -19,11 +20,13 @@ remakes the audio and joins the films again (no frame is rendered twice).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
 from collections.abc import Mapping
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -82,6 +85,26 @@ def _versions() -> dict[str, str]:
     return out
 
 
+PICTURE_CODE = ("motion", "picture")  # the subpackages that turn features into pixels
+
+
+def code_digest(root: Path, subpackages: tuple[str, ...]) -> str:
+    """sha256 over the names and bytes of every ``*.py`` under ``root/<subpackage>``."""
+    h = hashlib.sha256()
+    for sub in subpackages:
+        for path in sorted((root / sub).rglob("*.py")):
+            h.update(path.relative_to(root).as_posix().encode() + b"\0")
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+@functools.cache
+def picture_code_digest() -> str:
+    """The digest of stratum's own picture code (the latent controller, the decoder,
+    post-FX): a run resumed by changed code would mix two pictures in one film."""
+    return code_digest(Path(__file__).resolve().parents[1], PICTURE_CODE)
+
+
 def run_fingerprint(ctx: RenderContext, jobs: Mapping[str, TrackJob]) -> dict[str, Any]:
     """{"picture": {component: digest}, "sound": {component: digest}} of a run whose
     tracks are ``jobs`` (see the module docstring)."""
@@ -103,6 +126,7 @@ def run_fingerprint(ctx: RenderContext, jobs: Mapping[str, TrackJob]) -> dict[st
         "config": _sha(data),
         "model": file_sha256(ctx.decoder.onnx_path),
         "libraries": _sha(_versions()),
+        "code": picture_code_digest(),
     }
     sound: dict[str, Any] = {
         "audio": _sha(cfg.audio.model_dump(mode="json")),
@@ -142,6 +166,7 @@ WHAT_CHANGED = {
     "config": "render.yaml or the overrides",
     "model": "the generator model",
     "libraries": "a library that shapes pixels (numpy, onnxruntime, opencv, ffmpeg)",
+    "code": "stratum's picture code (stratum_kernel/motion or picture: another version)",
     "features": "the audio, the stems or the tracklist entry (bpm, markers)",
     "span": "the track's trim or length",
     "preset": "the preset (its file or render.yaml's layers)",

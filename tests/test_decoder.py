@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -127,11 +128,10 @@ def test_torch_backend_without_weights_is_a_model_error(tiny_model):
         FrameDecoder(tiny_model, DecoderParams(execution_provider="torch"))
 
 
-@pytest.mark.train
-@pytest.mark.filterwarnings("ignore")
-@pytest.mark.slow
-def test_torch_backend_matches_onnx_runtime(tmp_path, tiny_model_dir):
-    """A small torch Generator exported to ONNX: both backends give the same frames (±1)."""
+@pytest.fixture(scope="module")
+def torch_model_dir(tmp_path_factory, tiny_model_dir):
+    """A small torch Generator (16 -> 64 px, image-wide paths) exported to ONNX next to its
+    safetensors weights, with a meta.json naming both."""
     torch = pytest.importorskip("torch")
     tg = pytest.importorskip("stratum_kernel.picture.generator")
     from safetensors.torch import save_file
@@ -140,27 +140,38 @@ def test_torch_backend_matches_onnx_runtime(tmp_path, tiny_model_dir):
     net = tg.Generator(channels=(8, 8, 4)).eval()  # 16 -> 64 px
     for p in net.to_rgb.parameters():  # make the silent high stages speak
         torch.nn.init.normal_(p, std=0.2)
-    model_dir = tmp_path / "m"
-    model_dir.mkdir()
+    model_dir = tmp_path_factory.mktemp("torch-model")
     save_file(
         net.state_dict(),
         str(model_dir / "g.safetensors"),
         metadata={"generator_config": json.dumps(net.config)},
     )
-    torch.onnx.export(
-        net, (torch.zeros(1, 8, 16, 16),), str(model_dir / "generator.onnx"),
-        input_names=["z"], output_names=["image"], dynamic_axes={"z": {0: "b"}},
-        opset_version=18, dynamo=False,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net, (torch.zeros(1, 8, 16, 16),), str(model_dir / "generator.onnx"),
+            input_names=["z"], output_names=["image"], dynamic_axes={"z": {0: "b"}},
+            opset_version=18, dynamo=False,
+        )
     meta = json.loads((tiny_model_dir / "meta.json").read_text())
     meta["onnx"]["sha256"] = file_sha256(model_dir / "generator.onnx")
     meta["weights"] = {"file": "g.safetensors", "sha256": file_sha256(model_dir / "g.safetensors")}
     (model_dir / "meta.json").write_text(json.dumps(meta))
+    return model_dir
+
+
+@pytest.mark.train
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.slow
+def test_torch_backend_matches_onnx_runtime(tmp_path, torch_model_dir):
+    """Both backends give the same frames (±1)."""
+    model_dir = tmp_path / "m"
+    shutil.copytree(torch_model_dir, model_dir)
     model = load_model(model_dir)
     z = _latents(3, seed=9)
     via_ort = FrameDecoder(model, DecoderParams(execution_provider="cpu")).decode(z)
     dec = FrameDecoder(model, DecoderParams(execution_provider="torch", batch_size=2))
-    assert dec.provider.startswith("torch:")
+    assert dec.provider.startswith("torch:") and dec.precision == "float32"
     via_torch = dec.decode(z)
     assert via_ort.std() > 5
     assert np.abs(via_torch.astype(int) - via_ort.astype(int)).max() <= 1
@@ -170,6 +181,50 @@ def test_torch_backend_matches_onnx_runtime(tmp_path, tiny_model_dir):
         f.write(b"x")
     with pytest.raises(ModelError, match="sha256"):
         FrameDecoder(load_model(model_dir), DecoderParams(execution_provider="torch"))
+
+
+@pytest.mark.train
+@pytest.mark.filterwarnings("ignore")
+def test_bfloat16_decodes_close_to_float32_and_whatever_the_batch(torch_model_dir):
+    model = load_model(torch_model_dir)
+    z = _latents(5, seed=4)
+    ref = FrameDecoder(model, DecoderParams(execution_provider="cpu")).decode(z)
+    one = FrameDecoder(model, DecoderParams(execution_provider="torch", precision="bfloat16"))
+    assert one.provider == "torch:cpu:bfloat16" and one.precision == "bfloat16"
+    frames = one.decode(z)
+    diff = np.abs(frames.astype(int) - ref.astype(int))
+    assert ref.std() > 5 and 0 < diff.mean() < 1.5 and diff.max() <= 12  # bf16, not another picture
+    batched = FrameDecoder(model, DecoderParams(execution_provider="torch", precision="bfloat16",
+                                                batch_size=3)).decode(z)
+    assert np.array_equal(batched, frames)  # one latent per pass: the batch changes nothing
+
+
+@pytest.mark.train
+@pytest.mark.filterwarnings("ignore")
+def test_precision_auto_takes_bfloat16_only_where_the_cpu_has_it(torch_model_dir, tiny_model,
+                                                                  monkeypatch):
+    model = load_model(torch_model_dir)
+    monkeypatch.setattr(decoder_mod, "native_bf16_cpu", lambda: True)
+    dec = FrameDecoder(model, DecoderParams(precision="auto"))
+    assert (dec.provider, dec.precision) == ("torch:cpu:bfloat16", "bfloat16")
+    monkeypatch.setattr(decoder_mod, "native_bf16_cpu", lambda: False)
+    dec = FrameDecoder(model, DecoderParams(precision="auto"))
+    assert (dec.provider, dec.precision) == (decoder_mod.CPU_EP, "float32")
+    dec = FrameDecoder(model, DecoderParams(execution_provider="torch", precision="auto"))
+    assert (dec.provider, dec.precision) == ("torch:cpu", "float32")
+    monkeypatch.setattr(decoder_mod, "native_bf16_cpu", lambda: True)
+    dec = FrameDecoder(tiny_model, DecoderParams(precision="auto"))  # no weights file
+    assert (dec.provider, dec.precision) == (decoder_mod.CPU_EP, "float32")
+    monkeypatch.setattr(decoder_mod, "native_bf16_cpu", lambda: False)
+    # asked for explicitly on a CPU without it: bf16 still, with a warning that it is slow
+    dec = FrameDecoder(model, DecoderParams(execution_provider="torch", precision="bfloat16"))
+    assert dec.precision == "bfloat16"
+
+
+def test_bfloat16_on_onnx_runtime_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="execution_provider to 'torch' or 'auto'"):
+        DecoderParams(execution_provider="cpu", precision="bfloat16")
+    assert DecoderParams(execution_provider="cpu", precision="auto").precision == "auto"
 
 
 def _tampered_model(tmp_path, tiny_model_dir, *, factor: float | None = None,

@@ -95,14 +95,14 @@ def _write_album(root: Path, seconds: float) -> Path:
 
 
 def _config(album: Path, out: Path, size: tuple[int, int], seconds: float, models: str | None,
-            fps: float = 24.0):
+            fps: float = 24.0, precision: str = "float32"):
     data = {
         "album_dir": str(album), "output_root": str(out), "run_id": "bench",
         "frame_rate": fps, "resolution": list(size),
         "controller": {"preset": "pulse"},
         "postfx": {"grain_intensity": 0.12, "vignette": 0.3, "persistence": 0.4},
         "render": {"chunk_frames": 120, "duration": seconds},
-        "decoder": {"batch_size": 1, "threads": 1},
+        "decoder": {"batch_size": 1, "threads": 1, "precision": precision},
     }
     if models:
         data["model_dir"] = models
@@ -113,11 +113,12 @@ def _context(config, markers):
     return RenderContext(config, analysis=SyntheticAnalysis(markers))
 
 
-def _pipeline(album: Path, work: Path, size, seconds, models, fps: float = 24.0) -> dict:
+def _pipeline(album: Path, work: Path, size, seconds, models, fps: float = 24.0,
+              precision: str = "float32") -> dict:
     """One stratum render; returns seconds for the frames phase and end to end."""
     out = work / "pipe"
     shutil.rmtree(out, ignore_errors=True)
-    cfg = _config(album, out, size, seconds, models, fps)
+    cfg = _config(album, out, size, seconds, models, fps, precision)
     ctx = _context(cfg, (seconds / 2,))
     job = ctx.job("bench")
     ctx.decoder  # noqa: B018 - open the session before timing
@@ -126,12 +127,14 @@ def _pipeline(album: Path, work: Path, size, seconds, models, fps: float = 24.0)
     run = TrackRun(ctx, job, run_dir)
     render_track_chunks(run, progress=False)
     total = time.perf_counter() - t0
-    return {"frames": job.n_frames, "frames_s": run.timing.frames_seconds, "total_s": total}
+    return {"frames": job.n_frames, "frames_s": run.timing.frames_seconds, "total_s": total,
+            "decoder": ctx.decoder.provider}
 
 
-def _naive(album: Path, work: Path, size, seconds, models, raw: Path, fps: float = 24.0) -> dict:
+def _naive(album: Path, work: Path, size, seconds, models, raw: Path, fps: float = 24.0,
+           precision: str = "float32") -> dict:
     """Decode → post-FX → encode one frame at a time; also stores the frames in ``raw``."""
-    cfg = _config(album, work / "naive", size, seconds, models, fps)
+    cfg = _config(album, work / "naive", size, seconds, models, fps, precision)
     ctx = _context(cfg, (seconds / 2,))
     job = ctx.job("bench")
     ctx.decoder  # noqa: B018
@@ -162,7 +165,8 @@ def _naive(album: Path, work: Path, size, seconds, models, raw: Path, fps: float
 
 def _textbook(album: Path, work: Path, size, seconds, models, fps: float = 24.0) -> dict:
     """The textbook loop the issue measured (7.3 fps at 720p): one frame at a time, decode,
-    then PIL resize, numpy LUT and vignette, fresh gaussian grain, then the ffmpeg pipe."""
+    then PIL resize, numpy LUT and vignette, fresh gaussian grain, then the ffmpeg pipe.
+    Always ONNX Runtime in float32: the fixed baseline the pipeline is compared with."""
     from PIL import Image
 
     cfg = _config(album, work / "textbook", size, seconds, models, fps)
@@ -225,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
     seconds = 3.0 if quick else 10.0
     repeats = 1 if quick else max(1, min(int(getattr(args, "repeats", 3) or 3), 3))
     models = getattr(args, "models", None)
+    precision = getattr(args, "precision", None) or "float32"
     load = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="stratum-bench-render-"))
     try:
@@ -233,8 +238,8 @@ def run(args: argparse.Namespace) -> int:
         pipe, naive, bare, textbook = [], [], [], []
         for _ in range(repeats):
             textbook.append(_textbook(album, work, size, seconds, models, fps))
-            naive.append(_naive(album, work, size, seconds, models, raw, fps))
-            pipe.append(_pipeline(album, work, size, seconds, models, fps))
+            naive.append(_naive(album, work, size, seconds, models, raw, fps, precision))
+            pipe.append(_pipeline(album, work, size, seconds, models, fps, precision))
             bare.append(_bare(raw, work, size, naive[-1]["frames"], models, album, seconds, fps))
         film = work / "pipe" / "bench" / "bench.mp4"
         quality = score(raw, film, size, fps, vmaf=not quick and has_vmaf())
@@ -254,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
     x = resolve_x264(_config(album, work, size, seconds, models, fps).encode, *size, fps)
     encode = f"x264 {x.preset}{' tune ' + x.tune if x.tune else ''} crf {x.crf}"
     label = (f"{size[0]}x{size[1]} {fps:g} fps, {seconds:g} s ({n} frames), {encode}, "
+             f"decoder {pipe[0]['decoder']}, "
              f"median of {repeats}; load {load[0]:.2f} before, {load_after[0]:.2f} after")
     overhead = fps_pipe / fps_total - 1.0
     q = (f"SSIM Y {quality.get('ssim_y', float('nan')):.4f}, PSNR Y "
@@ -289,7 +295,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"| {name} ({label}) | {f:.1f} | {f / fps:.2f} |")
     write_json(getattr(args, "json_path", None), "render", {
         "profile": label, "machine": machine_description(), "load": [load, load_after],
-        "size": list(size), "fps": fps, "encode": encode, "fps_pipeline": fps_pipe,
+        "size": list(size), "fps": fps, "encode": encode, "decoder": pipe[0]["decoder"],
+        "fps_pipeline": fps_pipe,
         "fps_end_to_end": fps_total, "fps_naive_textbook": fps_text,
         "fps_sequential_stages": fps_naive, "fps_bare_x264": fps_bare,
         "ratio_pipeline_naive": fps_pipe / fps_text,

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default=None, metavar="WxH",
                         help="render: the frame size (default 1280x720; --quick 640x352)")
     parser.add_argument("--fps", type=float, default=None, help="render: frame rate (24)")
+    parser.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default=None,
+                        help="render: the decoder's precision (default float32; the naive "
+                             "loop stays float32, the fixed baseline)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,6 +8,13 @@ Why the CUDA probe: onnxruntime-gpu lists ``CUDAExecutionProvider`` as available
 the CUDA libraries are missing, and silently falls back to CPU when a session is created.
 So the session is created with CUDA first and ``session.get_providers()`` tells what really
 runs; the answer is cached for the process and logged once.
+
+Precision: ONNX Runtime's CPU provider has no bfloat16 convolutions, but PyTorch runs them
+on CPUs with native bf16 (AMX, AVX512-BF16), about twice as fast as ONNX Runtime's float32
+here and within half a level of uint8 on average (``stratum bench render --precision``,
+BENCHMARKS.md). ``precision: auto`` takes that path where it is fast (torch importable, the
+CPU bf16-native, no CUDA in use) and float32 elsewhere; the choice is logged and is part of
+``provider`` (``torch:cpu:bfloat16``), which meta.json and a resume's fingerprint record.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stratum_kernel.core.digests import file_sha256
 from stratum_kernel.core.errors import ModelError, RenderError
@@ -43,6 +50,9 @@ class DecoderParams(BaseModel):
         One thread is fastest end to end on a 2-core machine, where x264 needs the other.
     head: the size of the frames to decode, one of the model's heads (a model trained to
         256² can carry a 128² head for CPU drafts); None: the model's own output size.
+    precision: 'float32'; 'bfloat16' (PyTorch's bf16 autocast; execution_provider 'torch'
+        or 'auto'); 'auto': bfloat16 on a CPU that computes it natively when torch is
+        installed, the model has its weights file and CUDA is not used; float32 otherwise.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -51,6 +61,17 @@ class DecoderParams(BaseModel):
     execution_provider: Literal["auto", "cpu", "cuda", "torch"] = "auto"
     threads: int = Field(default=1, ge=0, le=256)
     head: int | None = Field(default=None, ge=8, le=4096)
+    precision: Literal["float32", "bfloat16", "auto"] = "float32"
+
+    @model_validator(mode="after")
+    def _bf16_needs_torch(self) -> DecoderParams:
+        if self.precision == "bfloat16" and self.execution_provider in ("cpu", "cuda"):
+            raise ValueError(
+                f"precision 'bfloat16' runs on PyTorch, but execution_provider is "
+                f"{self.execution_provider!r} (ONNX Runtime, float32 only); set "
+                "execution_provider to 'torch' or 'auto', or precision to 'float32' or 'auto'"
+            )
+        return self
 
 
 class Session(Protocol):
@@ -74,6 +95,18 @@ def _nvidia_device_present() -> bool:
     return Path("/proc/driver/nvidia/version").exists() or any(
         Path("/dev").glob("nvidia[0-9]*")
     )
+
+
+def native_bf16_cpu() -> bool:
+    """Whether torch is importable and this CPU computes bf16 natively (AMX, AVX512-BF16):
+    elsewhere bf16 is emulated and slower than float32."""
+    try:
+        import torch
+
+        return bool(torch.backends.mkldnn.is_available()
+                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # no torch, or a build without the query
+        return False
 
 
 def _session_options(threads: int):
@@ -131,9 +164,13 @@ def create_session(onnx_path: Path, provider: str, threads: int) -> tuple[Any, s
 
 
 class _TorchSession:
-    """Runs ``picture.generator.Generator`` with the EMA weights behind the Session interface."""
+    """Runs ``picture.generator.Generator`` with the EMA weights behind the Session interface,
+    in float32 or under bf16 autocast. One latent per forward pass: oneDNN picks kernels by
+    batch size, and float32 results then differ in the last bits (enough to flip a uint8
+    rounding now and then), so a frame's pixels would depend on the batch it came in."""
 
-    def __init__(self, model: GeneratorModel, threads: int, size: int):
+    def __init__(self, model: GeneratorModel, threads: int, size: int,
+                 precision: str = "float32"):
         try:
             import torch
 
@@ -167,14 +204,28 @@ class _TorchSession:
         except ValueError as err:
             raise ModelError(f"{weights}: {err} (meta.json output_shape)") from None
         self.net = net.eval().to(self.device)
+        if precision == "auto":  # bf16 where the CPU computes it natively
+            precision = "bfloat16" if self.device == "cpu" and native_bf16_cpu() else "float32"
+        elif precision == "bfloat16" and self.device == "cpu" and not native_bf16_cpu():
+            log.warning("decoder: this CPU has no native bfloat16; precision 'bfloat16' is "
+                        "emulated and slower than 'float32' here")
+        self.precision = precision
+        if precision == "bfloat16":  # oneDNN's bf16 convolutions want NHWC (≈1.6× here)
+            self.net = self.net.to(memory_format=torch.channels_last)
         self._torch = torch
 
     def run(self, output_names: Any, input_feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         torch = self._torch
         (z,) = input_feed.values()
-        with torch.inference_mode():
-            out = self.net(torch.from_numpy(z).to(self.device), levels=self.levels)
-        return [out.float().cpu().numpy()]
+        outs = []
+        with torch.inference_mode(), torch.autocast(
+            self.device, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"
+        ):
+            for i in range(len(z)):
+                out = self.net(torch.from_numpy(z[i : i + 1]).to(self.device),
+                               levels=self.levels)
+                outs.append(out.float().cpu().numpy())
+        return [np.concatenate(outs)]
 
 
 def to_uint8(images: np.ndarray, output_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
@@ -194,7 +245,8 @@ class FrameDecoder:
     """Decodes latents with one model on one backend.
 
     ``provider`` says what really runs: 'CUDAExecutionProvider', 'CPUExecutionProvider',
-    'torch:cuda' or 'torch:cpu'. ``session`` (optional) replaces the runtime session with any
+    'torch:cuda' or 'torch:cpu' (':bfloat16' appended under bf16 autocast); ``precision``
+    what it computes in. ``session`` (optional) replaces the runtime session with any
     object that has ``run(None, {input: z}) -> [image]`` (for tests).
     """
 
@@ -212,21 +264,32 @@ class FrameDecoder:
         self.batch_size = self.params.batch_size
         self.retries = 0
         if session is not None:
-            self._session, self.provider = session, "injected"
-        elif self.params.execution_provider == "torch":
-            ts = _TorchSession(model, self.params.threads, self._frame_size[0])
-            self._session, self.provider = ts, f"torch:{ts.device}"
+            self._session, self.provider, self.precision = session, "injected", "float32"
         else:
-            self._session, self.provider = create_session(
-                self.onnx_path, self.params.execution_provider, self.params.threads
-            )
-        if session is None:
+            self._session, self.provider, self.precision = self._open(model)
             self.probe()
         _log_once(
             f"decoder: {model.meta.name} on {self.provider} "
             f"(asked for {self.params.execution_provider}, {self.params.threads or 'auto'} "
             f"threads, pid {os.getpid()})"
         )
+
+    def _open(self, model: GeneratorModel) -> tuple[Any, str, str]:
+        """(session, provider, precision) as the params ask, resolved on this machine."""
+        p = self.params
+        provider = p.execution_provider
+        if p.precision != "float32" and provider == "auto":
+            session, really = create_session(self.onnx_path, "auto", p.threads)
+            if really == CUDA_EP or (p.precision == "auto" and (
+                    not native_bf16_cpu() or model.meta.weights is None)):
+                return session, really, "float32"
+            provider = "torch"  # the CPU, where bf16 pays: PyTorch instead
+        if provider == "torch":
+            ts = _TorchSession(model, p.threads, self._frame_size[0], p.precision)
+            name = f"torch:{ts.device}" + (":bfloat16" if ts.precision == "bfloat16" else "")
+            return ts, name, ts.precision
+        session, really = create_session(self.onnx_path, provider, p.threads)
+        return session, really, "float32"
 
     def probe(self) -> None:
         """Decode one fixed latent and check what comes out: the shape meta.json promises,

@@ -6,11 +6,12 @@ output so far, in two parts, each with its components so that a refused resume c
 
 - **picture**: what changes a frame or a video segment's bytes — the config (without where
   chunks run, the decoder's batch size and threads, and the sound settings), the sha256 of
-  the model head, the libraries that shape pixels and x264 bytes, stratum's own code that
-  turns features into pixels (the sources of ``motion`` and ``picture``), and per track the digest
-  of its frame features (so the content of its audio and stems, its tracklist entry — bpm,
-  markers — and the album-wide scaling), its span and seeds, its resolved preset, post-FX,
-  sections and the pixels of its overlay strips (the saved panel values included).
+  the model head, the decoder that really runs (provider and precision), the libraries
+  that shape pixels and x264 bytes, stratum's own code that turns features into pixels
+  (the sources of ``motion`` and ``picture``), and per track the digest of its frame
+  features (so the content of its audio and stems, its tracklist entry — bpm, markers —
+  and the album-wide scaling), its span and seeds, its resolved preset, post-FX, sections
+  and the pixels of its overlay strips (the saved panel values included).
 - **sound**: what changes the films' audio and nothing else — the ``audio`` settings, the
   AAC settings, the content of each track's audio file and the mixer's soundtrack.
 
@@ -125,6 +126,9 @@ def run_fingerprint(ctx: RenderContext, jobs: Mapping[str, TrackJob]) -> dict[st
     picture: dict[str, Any] = {
         "config": _sha(data),
         "model": file_sha256(ctx.decoder.onnx_path),
+        # what really decodes (ONNX Runtime CPU / CUDA, PyTorch, bf16): `auto` resolves
+        # per machine, and each gives its own last bits
+        "decoder": ctx.decoder.provider,
         "libraries": _sha(_versions()),
         "code": picture_code_digest(),
     }
@@ -165,6 +169,7 @@ def changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 WHAT_CHANGED = {
     "config": "render.yaml or the overrides",
     "model": "the generator model",
+    "decoder": "the decoder that runs (ONNX Runtime or PyTorch, CPU or CUDA, the precision)",
     "libraries": "a library that shapes pixels (numpy, onnxruntime, opencv, ffmpeg)",
     "code": "stratum's picture code (stratum_kernel/motion or picture: another version)",
     "features": "the audio, the stems or the tracklist entry (bpm, markers)",

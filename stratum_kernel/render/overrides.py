@@ -63,6 +63,9 @@ OVERRIDES: tuple[Override, ...] = (
              "render at most this many seconds per track (previews)", type=float,
              metavar="SECONDS"),
     Override("decoder.batch_size", "batch-size", None, "decoder batch size", type=int),
+    Override("decoder.precision", "precision", None,
+             "decoder precision: float32, bfloat16 (PyTorch), auto (bfloat16 where the CPU "
+             "computes it natively)"),
     Override("render.chunk_frames", "chunk-frames", None, "frames per resumable chunk",
              type=int),
     Override("seed", "seed", "seed", "the global seed", type=int),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from stratum_kernel import cli
 from stratum_kernel.bench.encode import CANDIDATES, study
@@ -25,6 +26,22 @@ def test_encode_study_scores_each_candidate(tmp_path):
         assert 0.5 < r["ssim_y"] <= 1.0 and r["psnr_y"] > 20
         assert r["cpu_ms_per_frame"] > 0 and r["fps"] > 0 and r["kbps"] > 0
     assert not (tmp_path / "candidate.mp4").exists()
+
+
+@pytest.mark.train
+@pytest.mark.filterwarnings("ignore")
+def test_bench_render_in_bfloat16_reports_its_decoder_and_the_levels_it_is_off(
+        torch_model_dir, tmp_path, capsys):
+    out = tmp_path / "render.json"
+    assert cli.main(["bench", "render", "--quick", "--repeats", "1", "--size", "160x96",
+                     "--models", str(torch_model_dir), "--precision", "bfloat16",
+                     "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "decoder torch:cpu:bfloat16" in text and "decoder vs float32" in text
+    data = json.loads(out.read_text())["render"]
+    assert data["decoder"] == "torch:cpu:bfloat16"
+    drift = data["decoder_vs_float32"]
+    assert 0 < drift["mean"] < 1.5 and drift["max"] <= 16
 
 
 def test_bench_render_quick_reports_speed_quality_and_aims(tiny_model_dir, tmp_path, capsys):

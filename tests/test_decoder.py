@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import warnings
 
 import numpy as np
 import pytest
@@ -126,38 +125,6 @@ def test_torch_backend_without_weights_is_a_model_error(tiny_model):
     pytest.importorskip("stratum_kernel.picture.generator")
     with pytest.raises(ModelError, match="'weights' is missing"):
         FrameDecoder(tiny_model, DecoderParams(execution_provider="torch"))
-
-
-@pytest.fixture(scope="module")
-def torch_model_dir(tmp_path_factory, tiny_model_dir):
-    """A small torch Generator (16 -> 64 px, image-wide paths) exported to ONNX next to its
-    safetensors weights, with a meta.json naming both."""
-    torch = pytest.importorskip("torch")
-    tg = pytest.importorskip("stratum_kernel.picture.generator")
-    from safetensors.torch import save_file
-
-    torch.manual_seed(0)
-    net = tg.Generator(channels=(8, 8, 4)).eval()  # 16 -> 64 px
-    for p in net.to_rgb.parameters():  # make the silent high stages speak
-        torch.nn.init.normal_(p, std=0.2)
-    model_dir = tmp_path_factory.mktemp("torch-model")
-    save_file(
-        net.state_dict(),
-        str(model_dir / "g.safetensors"),
-        metadata={"generator_config": json.dumps(net.config)},
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net, (torch.zeros(1, 8, 16, 16),), str(model_dir / "generator.onnx"),
-            input_names=["z"], output_names=["image"], dynamic_axes={"z": {0: "b"}},
-            opset_version=18, dynamo=False,
-        )
-    meta = json.loads((tiny_model_dir / "meta.json").read_text())
-    meta["onnx"]["sha256"] = file_sha256(model_dir / "generator.onnx")
-    meta["weights"] = {"file": "g.safetensors", "sha256": file_sha256(model_dir / "g.safetensors")}
-    (model_dir / "meta.json").write_text(json.dumps(meta))
-    return model_dir
 
 
 @pytest.mark.train

@@ -14,7 +14,10 @@ The same frames (10 s at 1280×720, 24 fps — the draft profile — with the mo
   settings (the encoder's ceiling on this machine).
 
 The album analysis is replaced by synthetic features (librosa is not what is measured).
-Prints fps, the real-time factor and the ratios, and BENCHMARKS.md-ready table rows.
+With ``--precision bfloat16|auto`` the pipeline and the sequential loop decode as asked
+(the naive loop stays ONNX Runtime float32, the fixed baseline), and the decoded frames of
+the first chunk are compared with float32's: the levels they differ by. Prints fps, the
+real-time factor and the ratios, and BENCHMARKS.md-ready table rows.
 """
 
 from __future__ import annotations
@@ -211,6 +214,22 @@ def _bare(raw: Path, work: Path, size, n: int, models, album, seconds, fps: floa
     return {"frames": n, "s": time.perf_counter() - t0, "cpu_x264": child_cpu}
 
 
+def _precision_error(album: Path, work: Path, size, seconds, models, fps, precision) -> dict:
+    """uint8 levels between the decoded frames of ``precision`` and ONNX Runtime float32
+    over the first 48 frames: {"mean", "p99", "max"}; {} when both decode in float32."""
+    cfg = _config(album, work / "precision", size, seconds, models, fps, precision)
+    ctx = _context(cfg, (seconds / 2,))
+    if ctx.decoder.precision == "float32":
+        return {}
+    job = ctx.job("bench")
+    n = min(48, job.n_frames)
+    ref_cfg = _config(album, work / "precision", size, seconds, models, fps, "float32")
+    ref = _context(ref_cfg, (seconds / 2,)).decode(job, 0, n).astype(np.int16)
+    diff = np.abs(ctx.decode(job, 0, n).astype(np.int16) - ref)
+    return {"mean": float(diff.mean()), "p99": float(np.percentile(diff, 99)),
+            "max": int(diff.max())}
+
+
 def _size_arg(text: str | None, default: tuple[int, int]) -> tuple[int, int]:
     if not text:
         return default
@@ -243,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
             bare.append(_bare(raw, work, size, naive[-1]["frames"], models, album, seconds, fps))
         film = work / "pipe" / "bench" / "bench.mp4"
         quality = score(raw, film, size, fps, vmaf=not quick and has_vmaf())
+        drift = _precision_error(album, work, size, seconds, models, fps, precision)
         kbps = film.stat().st_size * 8 / 1000 / seconds
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -282,6 +302,9 @@ def run(args: argparse.Namespace) -> int:
         ("pipeline / bare x264", f"{fps_pipe / fps_bare:4.2f} (aim >= 0.8)"),
         ("pipeline / 2-core bound", f"{fps_pipe / bound:4.2f}"),
         ("draft encode quality", q),
+        *([("decoder vs float32", f"{drift['mean']:.2f} levels on average, p99 "
+                                  f"{drift['p99']:.0f}, max {drift['max']} (decoded frames, "
+                                  "0-255)")] if drift else []),
         ("CPU per frame", f"decode {ms['decode']:.1f} ms, post-FX {ms['postfx']:.1f} ms, "
                           f"x264 {ms['x264']:.1f} ms"),
         ("2-core bound", f"{bound:6.1f} fps (2 cores / CPU per frame of the three stages)"),
@@ -303,6 +326,6 @@ def run(args: argparse.Namespace) -> int:
         "ratio_pipeline_sequential": fps_pipe / fps_naive,
         "ratio_pipeline_bare": fps_pipe / fps_bare, "end_to_end_overhead": overhead,
         "cpu_ms_per_frame": ms, "two_core_bound_fps": bound, "quality": quality,
-        "kbps": kbps,
+        "kbps": kbps, "decoder_vs_float32": drift,
     })
     return 0

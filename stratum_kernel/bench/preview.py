@@ -161,7 +161,9 @@ def run(args: argparse.Namespace) -> int:
         album = _write_album(work / "album", seconds)
         data = {"album_dir": str(album), "output_root": str(work / "out"),
                 "resolution": list(size), "frame_rate": 24.0,
-                "controller": {"preset": "pulse"}, "decoder": {"batch_size": 4, "threads": 1}}
+                "controller": {"preset": "pulse"},
+                "decoder": {"batch_size": 4, "threads": 1,
+                            "precision": getattr(args, "precision", None) or "float32"}}
         if models:
             data["model_dir"] = models
         cfg = RenderConfig.from_dict(data)

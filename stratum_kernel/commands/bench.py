@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="render: the frame size (default 1280x720; --quick 640x352)")
     parser.add_argument("--fps", type=float, default=None, help="render: frame rate (24)")
     parser.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default=None,
-                        help="render: the decoder's precision (default float32; the naive "
-                             "loop stays float32, the fixed baseline)")
+                        help="render, preview: the decoder's precision (default float32; "
+                             "render's naive loop stays float32, the fixed baseline)")
 
 
 def run(args: argparse.Namespace) -> int:

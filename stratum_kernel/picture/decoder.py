@@ -11,7 +11,7 @@ runs; the answer is cached for the process and logged once.
 
 Precision: ONNX Runtime's CPU provider has no bfloat16 convolutions, but PyTorch runs them
 on CPUs with native bf16 (AMX, AVX512-BF16), about twice as fast as ONNX Runtime's float32
-here and within half a level of uint8 on average (``stratum bench render --precision``,
+here and about one level of uint8 off on average (``stratum bench render --precision``,
 BENCHMARKS.md). ``precision: auto`` takes that path where it is fast (torch importable, the
 CPU bf16-native, no CUDA in use) and float32 elsewhere; the choice is logged and is part of
 ``provider`` (``torch:cpu:bfloat16``), which meta.json and a resume's fingerprint record.

@@ -37,5 +37,5 @@ $PY -m training.train_gan --set abstract-v2 --plan "$PLAN" --batch-size 16 --thr
   --generator '{"latent_blur": true}' \
   "${limit[@]}" "${resume[@]}"
 $PY -m training.export_onnx --checkpoint "$OUT/checkpoints/last.ckpt" --out models \
-  --anchor-samples 384 --version 0.2.0
+  --anchor-samples 384 --version 0.2.1
 $PY -m training.evaluate --model models --set abstract-v2 --figures training/figures

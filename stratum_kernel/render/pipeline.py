@@ -130,23 +130,15 @@ def run_pipeline(units: Sequence[Unit], decode: Callable[[Unit], np.ndarray],
     q2: queue.Queue = queue.Queue(depth)
     stop = threading.Event()
 
-    def fused_worker() -> None:
+    def source_worker(make: Callable[[Unit], np.ndarray], out: queue.Queue) -> None:
+        """``make`` each unit in order into ``out`` (decode, or decode + post-FX fused)."""
         try:
             for u in units:
-                if stop.is_set() or not _put(q2, (u, postfx(u, decode(u))), stop):
+                if stop.is_set() or not _put(out, (u, make(u)), stop):
                     return
-            _put(q2, _END, stop)
+            _put(out, _END, stop)
         except BaseException as err:  # handed to the caller
-            _put(q2, _Failed(err), stop)
-
-    def decode_worker() -> None:
-        try:
-            for u in units:
-                if stop.is_set() or not _put(q1, (u, decode(u)), stop):
-                    return
-            _put(q1, _END, stop)
-        except BaseException as err:  # handed to the caller
-            _put(q1, _Failed(err), stop)
+            _put(out, _Failed(err), stop)
 
     def postfx_worker() -> None:
         try:
@@ -161,10 +153,13 @@ def run_pipeline(units: Sequence[Unit], decode: Callable[[Unit], np.ndarray],
         except BaseException as err:
             _put(q2, _Failed(err), stop)
 
-    threads = ([threading.Thread(target=fused_worker, name="stratum-frames", daemon=True)]
-               if fused else
-               [threading.Thread(target=decode_worker, name="stratum-decode", daemon=True),
-                threading.Thread(target=postfx_worker, name="stratum-postfx", daemon=True)])
+    if fused:
+        threads = [threading.Thread(target=source_worker, name="stratum-frames", daemon=True,
+                                    args=(lambda u: postfx(u, decode(u)), q2))]
+    else:
+        threads = [threading.Thread(target=source_worker, name="stratum-decode", daemon=True,
+                                    args=(decode, q1)),
+                   threading.Thread(target=postfx_worker, name="stratum-postfx", daemon=True)]
     for t in threads:
         t.start()
     try:

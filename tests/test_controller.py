@@ -329,15 +329,22 @@ def test_shift_crossfades_and_none_ignores_markers(model):
 # --- mappings -------------------------------------------------------------------------
 
 
-def test_a_drum_hit_moves_along_its_pca_axis(model):
-    n = 96
+def _drum_hit_on_pca3(n: int, at: int = 40):
+    """Silent stems but one drum hit at frame ``at``, and a quiet preset that maps drum
+    onsets onto pca:3 (amount 6, ringing 0.2 s)."""
     env = np.zeros(n, np.float32)
     hit = env.copy()
-    hit[40] = 1.0
+    hit[at] = 1.0
     stems = {s: {"envelope": env, "onset": env} for s in ("drums", "bass", "other", "vocals")}
     stems["drums"] = {"envelope": env, "onset": hit}
     preset = quiet(stem_map={"drums": [{"source": "onset", "target": "pca:3", "amount": 6.0,
                                         "decay_s": 0.2}]})
+    return stems, preset
+
+
+def test_a_drum_hit_moves_along_its_pca_axis(model):
+    n = 96
+    stems, preset = _drum_hit_on_pca3(n)
     plan = LatentController(model, preset, seed=0, track_id="t1").plan(
         synthetic_features(n, stems=stems)
     )
@@ -363,13 +370,7 @@ def test_a_hit_moves_a_strong_axis_by_the_same_picture_change():
     """The same preset on a model whose axis 3 moves the picture 4x the reference: a quarter
     of the latent step, so the frame changes as much as on a model at the reference."""
     n = 96
-    env = np.zeros(n, np.float32)
-    hit = env.copy()
-    hit[40] = 1.0
-    stems = {s: {"envelope": env, "onset": env} for s in ("drums", "bass", "other", "vocals")}
-    stems["drums"] = {"envelope": env, "onset": hit}
-    preset = quiet(stem_map={"drums": [{"source": "onset", "target": "pca:3", "amount": 6.0,
-                                        "decay_s": 0.2}]})
+    stems, preset = _drum_hit_on_pca3(n)
     steps = []
     for strength in ([0.1] * 6, [0.1, 0.1, 0.1, 0.4, 0.1, 0.1]):
         m = synthetic_model(strength=strength)

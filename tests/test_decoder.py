@@ -188,6 +188,25 @@ def test_precision_auto_takes_bfloat16_only_where_the_cpu_has_it(torch_model_dir
     assert dec.precision == "bfloat16"
 
 
+@pytest.mark.train
+@pytest.mark.filterwarnings("ignore")
+def test_precision_auto_opens_no_onnx_session_it_will_not_use(torch_model_dir, monkeypatch):
+    """Without CUDA, bf16 on PyTorch is known in advance: no ONNX Runtime session is
+    created (and dropped) to find out; float32's fallback opens exactly one."""
+    opened = []
+    real = decoder_mod.create_session
+    monkeypatch.setattr(decoder_mod, "create_session",
+                        lambda *a, **k: opened.append(a[1]) or real(*a, **k))
+    monkeypatch.setattr(decoder_mod, "_cuda_may_work", lambda: False)
+    model = load_model(torch_model_dir)
+    monkeypatch.setattr(decoder_mod, "native_bf16_cpu", lambda: True)
+    assert FrameDecoder(model, DecoderParams(precision="auto")).precision == "bfloat16"
+    assert opened == []
+    monkeypatch.setattr(decoder_mod, "native_bf16_cpu", lambda: False)
+    assert FrameDecoder(model, DecoderParams(precision="auto")).provider == decoder_mod.CPU_EP
+    assert opened == ["cpu"]
+
+
 def test_bfloat16_on_onnx_runtime_is_refused_with_the_fix():
     with pytest.raises(ValueError, match="execution_provider to 'torch' or 'auto'"):
         DecoderParams(execution_provider="cpu", precision="bfloat16")

@@ -120,6 +120,19 @@ def _session_options(threads: int):
     return so
 
 
+def _cuda_may_work() -> bool:
+    """False when ONNX Runtime's CUDA provider surely cannot run here (not in this build, no
+    NVIDIA driver, or an earlier probe failed); True when only a session can tell."""
+    global _cuda_works
+    import onnxruntime as ort
+
+    if CUDA_EP not in ort.get_available_providers():
+        return False
+    if _cuda_works is None and not _nvidia_device_present():
+        _cuda_works = False
+    return _cuda_works is not False
+
+
 def create_session(onnx_path: Path, provider: str, threads: int) -> tuple[Any, str]:
     """An ONNX Runtime session on ``provider`` ('auto' | 'cpu' | 'cuda') and the provider it
     really runs on (``CUDAExecutionProvider`` or ``CPUExecutionProvider``)."""
@@ -127,10 +140,7 @@ def create_session(onnx_path: Path, provider: str, threads: int) -> tuple[Any, s
     import onnxruntime as ort
 
     so = _session_options(threads)
-    want_cuda = provider in ("auto", "cuda") and CUDA_EP in ort.get_available_providers()
-    if want_cuda and _cuda_works is None and not _nvidia_device_present():
-        _cuda_works = False
-    if want_cuda and _cuda_works is not False:
+    if provider in ("auto", "cuda") and _cuda_may_work():
         with contextlib.suppress(Exception):  # best effort; the probe below decides
             ort.preload_dlls()  # CUDA/cuDNN from pip's nvidia-* wheels, when installed
         ort.set_default_logger_severity(4)  # the fallback path logs a scary but harmless error
@@ -279,9 +289,14 @@ class FrameDecoder:
         p = self.params
         provider = p.execution_provider
         if p.precision != "float32" and provider == "auto":
-            session, really = create_session(self.onnx_path, "auto", p.threads)
-            if really == CUDA_EP or (p.precision == "auto" and (
-                    not native_bf16_cpu() or model.meta.weights is None)):
+            session, really = None, CPU_EP
+            if _cuda_may_work():  # only a session tells whether CUDA really runs
+                session, really = create_session(self.onnx_path, "auto", p.threads)
+                if really == CUDA_EP:
+                    return session, really, "float32"
+            if p.precision == "auto" and (not native_bf16_cpu() or model.meta.weights is None):
+                if session is None:  # the CPU session the CUDA probe fell back to, or one now
+                    session, really = create_session(self.onnx_path, "cpu", p.threads)
                 return session, really, "float32"
             provider = "torch"  # the CPU, where bf16 pays: PyTorch instead
         if provider == "torch":
